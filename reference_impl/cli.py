@@ -1,0 +1,116 @@
+"""The `mechinterp` command."""
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _chapters(names):
+    from reference_impl.course.chapters import CHAPTERS, find_chapter
+
+    return [find_chapter(n) for n in names] if names else list(CHAPTERS)
+
+
+def cmd_check(args):
+    from reference_impl.course import execute
+    from reference_impl.course.chapters import find_chapter
+
+    target = Path(args.chapter)
+    if target.suffix == ".ipynb":
+        if not target.exists():
+            raise SystemExit(f"error: no notebook at {target}")
+        path = target
+    else:
+        chapter = find_chapter(args.chapter)
+        path = chapter.solution_notebook if args.solutions else chapter.learner_notebook
+    print(f"running {path} ...", flush=True)
+    execution = execute.execute(path, cell_timeout=args.timeout)
+    results = execute.score(execution)
+    if not results:
+        raise SystemExit(f"error: {path} has no graded check cells")
+    print(execute.format_table(results))
+    if execution.kernel_died:
+        print(f"note: {execution.kernel_died}; the checks after it could not run.")
+    return 0 if all(r.passed for r in results) else 1
+
+
+def cmd_build(args):
+    from reference_impl.course.build import build, relative
+
+    report = build(_chapters(args.chapters), check=args.check, force=args.force)
+    for path in report.written:
+        print(f"wrote {relative(path)}")
+    for path in report.out_of_date:
+        print(f"out of date: {relative(path)}")
+    for path, cells in report.refused.items():
+        print(f"refused to overwrite {relative(path)}: its answer cells {', '.join(cells)} were "
+              f"edited (pass --force to discard those edits)")
+    if args.check and not report.out_of_date:
+        print(f"all {len(report.unchanged)} generated files are up to date")
+    return 1 if report.out_of_date or report.refused else 0
+
+
+def cmd_nbgrader_course(args):
+    from reference_impl.course.nbgrader_course import write_course
+
+    root = write_course(Path(args.directory), _chapters(args.chapters))
+    print(f"wrote an nbgrader course in {root}")
+    print(f"next: cd {root} && nbgrader generate_assignment 01_superposition")
+    return 0
+
+
+def cmd_autograde(args):
+    from reference_impl.course.nbgrader_course import autograde
+
+    outcomes = autograde(Path(args.directory), args.assignment, args.students or None)
+    for outcome in outcomes:
+        status = "graded" if outcome.success else f"0 points: {outcome.reason}"
+        print(f"{outcome.student}: {status}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="mechinterp",
+                                     description="Tools of the mechanistic-interpretability course.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check", help="run a chapter's notebook and grade every exercise")
+    check.add_argument("chapter", help="a chapter (01_superposition, 01 or superposition) "
+                                       "or the path of a notebook to grade")
+    check.add_argument("--solutions", action="store_true",
+                       help="grade the solution notebook instead of the learner's")
+    check.add_argument("--timeout", type=int, default=120, help="seconds a cell may run")
+    check.set_defaults(run=cmd_check)
+
+    build = commands.add_parser("build", help="regenerate notebooks and site pages from sources")
+    build.add_argument("chapters", nargs="*", help="chapters to build (default: all)")
+    build.add_argument("--check", action="store_true",
+                       help="change nothing; exit 1 and name every out-of-date file")
+    build.add_argument("--force", action="store_true",
+                       help="overwrite learner notebooks even if their answers were edited")
+    build.set_defaults(run=cmd_build)
+
+    course = commands.add_parser("nbgrader-course", help="write an nbgrader course directory")
+    course.add_argument("directory")
+    course.add_argument("chapters", nargs="*", help="chapters to include (default: all)")
+    course.set_defaults(run=cmd_nbgrader_course)
+
+    grade = commands.add_parser("autograde", help="autograde every submission of an assignment "
+                                                  "with nbgrader, one student at a time")
+    grade.add_argument("directory", help="the nbgrader course directory")
+    grade.add_argument("assignment", help="e.g. 01_superposition")
+    grade.add_argument("students", nargs="*", help="default: every student who submitted")
+    grade.set_defaults(run=cmd_autograde)
+
+    args = parser.parse_args(argv)
+    from reference_impl.course.chapters import UnknownChapter
+
+    try:
+        return args.run(args)
+    except UnknownChapter as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The chapters of the course and where each of their files lives."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import reference_impl
+
+# The course is used from a clone: the package sits at the top of the repository.
+REPO_ROOT = Path(reference_impl.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: str  # two digits, e.g. "01"
+    topic: str  # the name of the chapter's solution module, e.g. "superposition"
+    title: str
+
+    @property
+    def folder(self):
+        return f"{self.number}_{self.topic}"
+
+    @property
+    def directory(self):
+        return REPO_ROOT / "chapters" / self.folder
+
+    @property
+    def source(self):
+        """Prose and notebook layout, in jupytext Markdown; exercise code comes from the module."""
+        return self.directory / "chapter.md"
+
+    @property
+    def learner_notebook(self):
+        return self.directory / "exercises.ipynb"
+
+    @property
+    def site_page(self):
+        return self.directory / "page.ipynb"
+
+    @property
+    def solution_notebook(self):
+        return REPO_ROOT / "solutions" / f"{self.folder}.ipynb"
+
+    @property
+    def solution_module(self):
+        return f"reference_impl.{self.topic}"
+
+    @property
+    def checks_module(self):
+        return f"reference_impl.grading.{self.topic}"
+
+
+CHAPTERS = [
+    Chapter("01", "superposition", "Toy models of superposition"),
+]
+
+
+class UnknownChapter(LookupError):
+    pass
+
+
+def find_chapter(name):
+    """A chapter named by its folder (``01_superposition``), number (``01`` or ``1``) or topic."""
+    wanted = str(name).strip().lower().rstrip("/")
+    for chapter in CHAPTERS:
+        if wanted in (chapter.folder, chapter.number, chapter.number.lstrip("0"), chapter.topic):
+            return chapter
+    known = ", ".join(f"{c.folder}" for c in CHAPTERS)
+    raise UnknownChapter(f"no chapter called {name!r}; the chapters are: {known}")

@@ -1,0 +1,108 @@
+"""An nbgrader course directory for the course, and class autograding that never stops.
+
+``write_course`` lays out ``nbgrader_config.py`` and ``source/<chapter>/exercises.ipynb`` (the
+solution notebook of each chapter) so that the usual nbgrader commands work on it.
+
+``autograde`` runs nbgrader's own autograder one student at a time. When nbgrader cannot grade a
+submission at all (its kernel died, or it hangs outside any cell nbgrader can interrupt), the
+student still gets a row: every check is recorded as zero in the gradebook, with the reason as the
+comment on each check.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_impl.course.execute import CELL_TIMEOUT
+
+NOTEBOOK = "exercises"  # every assignment holds one notebook, named like the learner's copy
+
+CONFIG = '''\
+c = get_config()  # noqa: F821 (provided by nbgrader)
+
+c.CourseDirectory.course_id = "mechinterp"
+c.CourseDirectory.root = {root!r}
+# Above the slowest cell of any solution notebook, so only a hanging cell is interrupted.
+c.Execute.timeout = {timeout}
+# A kernel that died is not retried: the submission would only kill it again.
+c.Execute.execute_retries = 0
+'''
+
+
+def write_course(directory, chapters, cell_timeout=CELL_TIMEOUT):
+    """Write (or refresh) an nbgrader course directory with one assignment per chapter."""
+    root = Path(directory).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), timeout=cell_timeout))
+    for chapter in chapters:
+        target = root / "source" / chapter.folder / f"{NOTEBOOK}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(chapter.solution_notebook, target)
+    return root
+
+
+@dataclass
+class Outcome:
+    student: str
+    success: bool
+    reason: str = ""
+
+
+def _reason(log):
+    """The sentence of nbgrader's log that says why a submission could not be graded."""
+    text = log or ""
+    if "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text:
+        return "the notebook killed its Python kernel (for example with os._exit or a crash)"
+    if "UnresponsiveKernelError" in text or "Timeout" in text:
+        return "the notebook's kernel stopped responding"
+    lines = [line for line in text.splitlines() if "[ERROR]" in line]
+    return lines[-1].split("[ERROR]", 1)[1].strip() if lines else "nbgrader could not grade it"
+
+
+def _record_zero(root, assignment, student, reason):
+    """Give every check of the submission zero points in the gradebook, with the reason."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except Exception:  # nbgrader did not get as far as recording the submission
+            submission = gradebook.add_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0
+                grade.manual_score = None
+            for comment in notebook.comments:
+                comment.manual_comment = f"Not graded: {reason}."
+        gradebook.db.commit()
+
+
+def autograde(directory, assignment, students=None):
+    """Autograde every submission of ``assignment``; return one Outcome per student."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    root = Path(directory).resolve()
+    config = Config()
+    config.merge(_load_config(root))
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config, root=str(root)), config=config)
+    if students is None:
+        submitted = root / "submitted"
+        students = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
+    outcomes = []
+    for student in students:
+        result = api.autograde(assignment, student, force=True, create=True)
+        if result["success"] and "[ERROR]" not in (result.get("log") or ""):
+            outcomes.append(Outcome(student, True))
+            continue
+        reason = _reason((result.get("error") or "") + "\n" + (result.get("log") or ""))
+        _record_zero(root, assignment, student, reason)
+        outcomes.append(Outcome(student, False, reason))
+    return outcomes
+
+
+def _load_config(root):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()

@@ -1,0 +1,21 @@
+import pytest
+import torch
+
+from reference_impl.course.chapters import find_chapter
+from tests.notebooks import LiveNotebook
+
+# The course's models are tiny; one thread is fastest and keeps two test processes from fighting.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def superposition():
+    return find_chapter("superposition")
+
+
+@pytest.fixture(scope="session")
+def superposition_run(superposition):
+    """The chapter 01 solution notebook, executed once per test session."""
+    live = LiveNotebook(superposition.solution_notebook)
+    yield live
+    live.close()

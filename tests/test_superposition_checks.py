@@ -1,0 +1,125 @@
+"""Every chapter 01 check passes the reference, and rejects the stub and a catalogue of mistakes."""
+
+import pytest
+
+from reference_impl.course.build import exercises, hidden_seeds
+from reference_impl.grading import superposition as checks
+from reference_impl.grading.core import CheckFailed
+from tests import notebooks
+from tests.mistakes import superposition as mistakes
+
+CHAPTER_EXERCISES = list(mistakes.MISTAKES)
+
+
+def check_of(name):
+    return getattr(checks, f"check_{name}")
+
+
+@pytest.fixture(scope="module")
+def solution_nb(superposition):
+    return notebooks.read(superposition.solution_notebook)
+
+
+@pytest.fixture(scope="module")
+def learner_nb(superposition):
+    return notebooks.read(superposition.learner_notebook)
+
+
+def test_every_exercise_has_a_check_and_a_catalogue_of_mistakes(superposition):
+    names = [e.name for e in exercises(superposition)]
+    assert names == CHAPTER_EXERCISES
+    for name in names:
+        assert len(mistakes.MISTAKES[name]) >= 3, name
+
+
+@pytest.mark.parametrize("name", CHAPTER_EXERCISES)
+def test_reference_passes_visible_and_hidden_seeds(name, solution_nb, superposition, capfd):
+    fn = notebooks.function_from(solution_nb, name)
+    check_of(name)(fn)
+    check_of(name)(fn, seeds=hidden_seeds(superposition, name))
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name", CHAPTER_EXERCISES)
+def test_unfilled_stub_fails(name, learner_nb):
+    stub = notebooks.function_from(learner_nb, name)
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check_of(name)(stub)
+
+
+@pytest.mark.parametrize("name,mistake", [(name, mistake) for name, catalogue
+                                          in mistakes.MISTAKES.items() for mistake in catalogue],
+                         ids=lambda v: getattr(v, "__name__", v))
+def test_mistake_fails(name, mistake):
+    with pytest.raises(CheckFailed) as failure:
+        check_of(name)(mistake)
+    message = str(failure.value)
+    assert message.count("\n") == 0 and len(message) < 400, message
+
+
+def test_messages_say_what_to_fix():
+    cases = [
+        ("generate_batch", mistakes.generate_batch_transposed, "expected shape (4000, 3, 6)"),
+        ("generate_batch", mistakes.generate_batch_sparsity_for_density, "not 1 - density"),
+        ("generate_batch", mistakes.generate_batch_float64, "dtype"),
+        ("reconstruct", mistakes.reconstruct_in_place, "in place"),
+        ("reconstruct", mistakes.reconstruct_relu_before_bias, "ReLU last"),
+        ("reconstruct", mistakes.raises_index_error, "raised IndexError at `return W[99]`"),
+        ("interference", mistakes.interference_nan_for_zero_column, "NaN"),
+        ("dimensions_per_feature", mistakes.returns_list, "should be a torch.Tensor"),
+        ("importance_weighted_loss", mistakes.loss_summed_to_scalar, "expected shape"),
+        ("classify_phase", mistakes.classify_float_result, "dtype torch.int64"),
+    ]
+    for name, mistake, fragment in cases:
+        with pytest.raises(CheckFailed, match=fragment.replace("(", r"\(").replace(")", r"\)")
+                           .replace("[", r"\[").replace("]", r"\]")):
+            check_of(name)(mistake)
+
+
+@pytest.mark.parametrize("hang", [mistakes.loops_forever, mistakes.swallows_interrupts])
+def test_a_hanging_answer_is_stopped(hang, monkeypatch):
+    monkeypatch.setenv("MECHINTERP_CHECK_TIMEOUT", "1")
+    with pytest.raises(CheckFailed, match="did not finish within 1 s"):
+        checks.check_dimensions_per_feature(hang)
+
+
+def test_correct_but_noisy_code_passes_quietly(capfd):
+    checks.check_train(mistakes.train_noisy_but_right)
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.strip() == "✔ train: passed 3 randomised tests."
+
+
+def test_calling_the_solution_module_earns_nothing(solution_nb):
+    from reference_impl import superposition as solution
+
+    with pytest.raises(CheckFailed, match="uses the chapter's solution module"):
+        checks.check_reconstruct(solution.reconstruct)
+    wrapped = notebooks.function_from(solution_nb, "interference", source=(
+        "def interference(W):\n"
+        "    from reference_impl.superposition import interference as answer\n"
+        "    return answer(W)\n"))
+    with pytest.raises(CheckFailed, match="imports `reference_impl.superposition`"):
+        checks.check_interference(wrapped)
+    via_module = notebooks.function_from(solution_nb, "interference", source=(
+        "import reference_impl.superposition as sp\n"
+        "def helper(W):\n"
+        "    return sp.interference(W)\n"
+        "def interference(W):\n"
+        "    return helper(W)\n"))
+    with pytest.raises(CheckFailed, match="via your helper `helper`"):
+        checks.check_interference(via_module)
+
+
+def test_each_exercise_is_graded_alone(solution_nb):
+    """train is graded with the reference generate_batch, loss and model, even when the
+    learner's versions of those are broken."""
+    namespace_train = notebooks.function_from(solution_nb, "train")
+    namespace_train.__globals__["generate_batch"] = mistakes.generate_batch_ones
+    namespace_train.__globals__["importance_weighted_loss"] = mistakes.loss_not_squared
+    checks.check_train(namespace_train)
+
+
+def test_not_a_function():
+    with pytest.raises(CheckFailed, match="should be a function"):
+        checks.check_reconstruct(None)
