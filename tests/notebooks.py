@@ -1,6 +1,7 @@
 """Helpers for tests that work with the chapter notebooks."""
 
 import json
+import subprocess
 
 import nbformat
 from nbclient import NotebookClient
@@ -46,7 +47,7 @@ class LiveNotebook:
         self.client = NotebookClient(self.nb, timeout=timeout, kernel_name="python3",
                                      allow_errors=False,
                                      resources={"metadata": {"path": str(path.parent)}})
-        self._kernel = self.client.setup_kernel()
+        self._kernel = self.client.setup_kernel(stderr=subprocess.DEVNULL)
         self._kernel.__enter__()
         for index, c in enumerate(self.nb.cells):
             self.client.execute_cell(c, index)

@@ -1,6 +1,6 @@
 """The chapters of the course and where each of their files lives."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import reference_impl
@@ -14,6 +14,7 @@ class Chapter:
     number: str  # two digits, e.g. "01"
     topic: str  # the name of the chapter's solution module, e.g. "superposition"
     title: str
+    root: Path = field(default=REPO_ROOT, compare=False)  # the repository the files live in
 
     @property
     def folder(self):
@@ -21,7 +22,7 @@ class Chapter:
 
     @property
     def directory(self):
-        return REPO_ROOT / "chapters" / self.folder
+        return self.root / "chapters" / self.folder
 
     @property
     def source(self):
@@ -38,7 +39,7 @@ class Chapter:
 
     @property
     def solution_notebook(self):
-        return REPO_ROOT / "solutions" / f"{self.folder}.ipynb"
+        return self.root / "solutions" / f"{self.folder}.ipynb"
 
     @property
     def solution_module(self):

@@ -5,6 +5,7 @@ their results and every check that never ran scores zero with the reason.
 """
 
 import re
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ class Execution:
     notebook: nbformat.NotebookNode  # with the outputs of every cell that ran
     seconds: float
     kernel_died: str = ""  # why execution stopped early, if it did
+    died_at: int = -1  # the index of the cell that was running when the kernel died
 
 
 def execute(path, cell_timeout=CELL_TIMEOUT):
@@ -50,12 +52,15 @@ def execute(path, cell_timeout=CELL_TIMEOUT):
     running = {}
     client.on_cell_execute = lambda cell, cell_index: running.update(index=cell_index)
     start = time.perf_counter()
-    died = ""
     try:
-        client.execute()
+        # The kernel process's own stderr carries only its start-up chatter; what the notebook
+        # writes to stderr reaches the cell outputs through the kernel protocol.
+        client.execute(stderr=subprocess.DEVNULL)
     except DeadKernelError:
-        died = f"the kernel died while running cell {running.get('index', 0) + 1}"
-    return Execution(nb, time.perf_counter() - start, died)
+        index = running.get("index", 0)
+        return Execution(nb, time.perf_counter() - start,
+                         f"the kernel died while running cell {index + 1}", index)
+    return Execution(nb, time.perf_counter() - start)
 
 
 def _failure_message(cell):
@@ -72,13 +77,14 @@ def _failure_message(cell):
 def score(execution):
     """One result per graded cell, scored with nbgrader's own rule."""
     results = []
-    for cell in execution.notebook.cells:
+    for index, cell in enumerate(execution.notebook.cells):
         if not nbgrader_utils.is_grade(cell):
             continue
         grade_id = cell.metadata.nbgrader["grade_id"]
         exercise = grade_id.removeprefix("check_")
         max_points = float(cell.metadata.nbgrader["points"])
-        if cell.get("execution_count") is None and not cell.get("outputs"):
+        never_finished = 0 <= execution.died_at <= index
+        if never_finished or (cell.get("execution_count") is None and not cell.get("outputs")):
             reason = execution.kernel_died or "the check cell did not run"
             results.append(ExerciseResult(exercise, 0.0, max_points, reason))
             continue

@@ -93,10 +93,13 @@ def autograde(directory, assignment, students=None):
     outcomes = []
     for student in students:
         result = api.autograde(assignment, student, force=True, create=True)
-        if result["success"] and "[ERROR]" not in (result.get("log") or ""):
+        log = result.get("log") or ""
+        # nbgrader reports a submission it gave up on in its log (interrupted cells are
+        # logged as errors too, but those submissions were graded).
+        if result["success"] and "Removing failed assignment" not in log:
             outcomes.append(Outcome(student, True))
             continue
-        reason = _reason((result.get("error") or "") + "\n" + (result.get("log") or ""))
+        reason = _reason((result.get("error") or "") + "\n" + log)
         _record_zero(root, assignment, student, reason)
         outcomes.append(Outcome(student, False, reason))
     return outcomes
