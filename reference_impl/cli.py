@@ -13,6 +13,7 @@ def _chapters(names):
 
 def cmd_check(args):
     from reference_impl.course import execute
+    from reference_impl.course.build import relative
     from reference_impl.course.chapters import find_chapter
 
     target = Path(args.chapter)
@@ -23,7 +24,7 @@ def cmd_check(args):
     else:
         chapter = find_chapter(args.chapter)
         path = chapter.solution_notebook if args.solutions else chapter.learner_notebook
-    print(f"running {path} ...", flush=True)
+    print(f"running {relative(path.resolve())} ...", flush=True)
     execution = execute.execute(path, cell_timeout=args.timeout)
     results = execute.score(execution)
     if not results:

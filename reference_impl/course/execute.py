@@ -66,7 +66,9 @@ def execute(path, cell_timeout=CELL_TIMEOUT):
 def _failure_message(cell):
     for output in cell.outputs:
         if output.output_type == "error":
-            text = ANSI.sub("", f"{output.ename}: {output.evalue}")
+            # A check's own verdict needs no exception name; anything else keeps it.
+            prefix = "" if output.ename == "CheckFailed" else f"{output.ename}: "
+            text = ANSI.sub("", prefix + output.evalue)
             return text.strip().splitlines()[0] if text.strip() else output.ename
     for output in cell.outputs:
         if output.output_type == "stream" and output.name == "stderr":

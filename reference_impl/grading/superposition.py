@@ -133,43 +133,36 @@ def check_train(train, seeds=VISIBLE_SEEDS):
     passed("train", len(seeds))
 
 
-def _random_W(g, instances, hidden, features):
-    W = torch.randn(instances, hidden, features, generator=g)
-    W[0, :, -1] = 0  # a feature that is not represented at all
-    return W
-
-
-def check_interference(interference, seeds=VISIBLE_SEEDS):
-    learner = _exercise(interference, "interference")
-    for seed in seeds:
-        g, instances, hidden, features, _ = _shapes(seed)
-        W = _random_W(g, instances, hidden, features)
-        expect_tensor(learner(W), ref.interference(W), "interference(W)",
-                      "for each feature i (a column of W), sum (Ŵ_i · W_j)² over the other "
-                      "features j ≠ i, with Ŵ_i the unit vector of W_i")
-    passed("interference", len(seeds))
-
-
-def check_feature_dimensionality(feature_dimensionality, seeds=VISIBLE_SEEDS):
-    learner = _exercise(feature_dimensionality, "feature_dimensionality")
-    for seed in seeds:
-        g, instances, hidden, features, _ = _shapes(seed)
-        W = _random_W(g, instances, hidden, features)
-        expect_tensor(learner(W), ref.feature_dimensionality(W), "feature_dimensionality(W)",
-                      "features are the columns of W; divide ‖W_i‖² by the sum over all j "
-                      "(i included) of (Ŵ_i · W_j)², and give a zero column D_i = 0")
-    passed("feature_dimensionality", len(seeds))
-
-
-def check_dimensions_per_feature(dimensions_per_feature, seeds=VISIBLE_SEEDS):
-    learner = _exercise(dimensions_per_feature, "dimensions_per_feature")
+def _check_function_of_weights(fn, name, hint, seeds, zero_column=True):
+    """Compare ``fn(W)`` with the reference on random weights (with one all-zero column, a
+    feature that is not represented at all, unless ``zero_column`` is False)."""
+    learner = _exercise(fn, name)
     for seed in seeds:
         g, instances, hidden, features, _ = _shapes(seed)
         W = torch.randn(instances, hidden, features, generator=g)
-        expect_tensor(learner(W), ref.dimensions_per_feature(W), "dimensions_per_feature(W)",
-                      "divide the number of hidden dimensions m by the squared Frobenius norm "
-                      "‖W‖_F² of each instance")
-    passed("dimensions_per_feature", len(seeds))
+        if zero_column:
+            W[0, :, -1] = 0
+        expect_tensor(learner(W), getattr(ref, name)(W), f"{name}(W)", hint)
+    passed(name, len(seeds))
+
+
+def check_interference(interference, seeds=VISIBLE_SEEDS):
+    _check_function_of_weights(interference, "interference",
+                               "for each feature i (a column of W), sum (Ŵ_i · W_j)² over the "
+                               "other features j ≠ i, with Ŵ_i the unit vector of W_i", seeds)
+
+
+def check_feature_dimensionality(feature_dimensionality, seeds=VISIBLE_SEEDS):
+    _check_function_of_weights(feature_dimensionality, "feature_dimensionality",
+                               "features are the columns of W; divide ‖W_i‖² by the sum over all "
+                               "j (i included) of (Ŵ_i · W_j)², and give a zero column D_i = 0",
+                               seeds)
+
+
+def check_dimensions_per_feature(dimensions_per_feature, seeds=VISIBLE_SEEDS):
+    _check_function_of_weights(dimensions_per_feature, "dimensions_per_feature",
+                               "divide the number of hidden dimensions m by the squared Frobenius "
+                               "norm ‖W‖_F² of each instance", seeds, zero_column=False)
 
 
 def _phase_cases(g):
