@@ -54,9 +54,11 @@ def cmd_build(args):
 def cmd_nbgrader_course(args):
     from reference_impl.course.nbgrader_course import write_course
 
-    root = write_course(Path(args.directory), _chapters(args.chapters))
-    print(f"wrote an nbgrader course in {root}")
-    print(f"next: cd {root} && nbgrader generate_assignment 01_superposition")
+    chapters = _chapters(args.chapters)
+    root = write_course(Path(args.directory), chapters)
+    print(f"wrote an nbgrader course in {root}, with the assignments "
+          f"{', '.join(c.folder for c in chapters)}")
+    print(f"next: cd {root} && nbgrader generate_assignment {chapters[0].folder}")
     return 0
 
 

@@ -106,6 +106,13 @@ def test_dimensions_per_feature_falls_with_a_plateau_at_one_half(run, text):
     assert density[plateau[-1]] == pytest.approx(0.28, abs=0.01)
     assert "from about 0.45 to 0.28 the curve\nrests on a plateau at 1/2 (0.52 to 0.48)" in text
     assert "towards 0.14 at $p = 0.01$" in text
+    # Feature by feature: on the plateau every represented feature has D_i close to 1/2.
+    plateau_dims = run(f"[feature_dimensionality(sweep_model.W.detach())[i]"
+                       f"[sweep_model.W.detach()[i].norm(dim=0) >= 0.5].tolist() "
+                       f"for i in {plateau}]")
+    assert all(abs(d - 0.5) <= 0.1 for dims_at_p in plateau_dims for d in dims_at_p)
+    assert all(len(dims_at_p) >= 30 for dims_at_p in plateau_dims)
+    assert "every represented feature has $D_i$\nclose to 1/2" in text
 
 
 def test_phase_diagram_has_three_regions(run, text):

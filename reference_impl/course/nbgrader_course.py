@@ -21,7 +21,6 @@ CONFIG = '''\
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "mechinterp"
-c.CourseDirectory.root = {root!r}
 # Above the slowest cell of any solution notebook, so only a hanging cell is interrupted.
 c.Execute.timeout = {timeout}
 # A kernel that died is not retried: the submission would only kill it again.
@@ -33,7 +32,7 @@ def write_course(directory, chapters, cell_timeout=CELL_TIMEOUT):
     """Write (or refresh) an nbgrader course directory with one assignment per chapter."""
     root = Path(directory).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), timeout=cell_timeout))
+    (root / "nbgrader_config.py").write_text(CONFIG.format(timeout=cell_timeout))
     for chapter in chapters:
         target = root / "source" / chapter.folder / f"{NOTEBOOK}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
