@@ -40,7 +40,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask
 __all__ = ["run_with_cache", "patched", "hook_names"]
 
 _IMPLEMENTATION = "mechinterp_hooked_eager"
-_session = contextvars.ContextVar("mechinterp_hook_session", default=None)
+_sessions = contextvars.ContextVar("mechinterp_hook_sessions", default=())
 
 
 class _Session:
@@ -71,18 +71,17 @@ class _Session:
 def _hooked_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                       **kwargs):
     """GPT-2's eager attention with hook points; tensors arrive as (batch, head, pos, d_head)."""
-    session = _session.get()
+    sessions = _sessions.get()  # nested contexts apply outermost first
     prefix = f"blocks.{module.layer_idx}.attn"
 
-    def per_head(name, tensor):  # hook per-head tensors as (batch, pos, head, d_head)
-        if session is None or not session.wants(f"{prefix}.{name}"):
-            return tensor
-        return session(f"{prefix}.{name}", tensor.transpose(1, 2)).transpose(1, 2)
-
     def whole(name, tensor):
-        if session is None or not session.wants(f"{prefix}.{name}"):
-            return tensor
-        return session(f"{prefix}.{name}", tensor)
+        for session in sessions:
+            if session.wants(f"{prefix}.{name}"):
+                tensor = session(f"{prefix}.{name}", tensor)
+        return tensor
+
+    def per_head(name, tensor):  # hook per-head tensors as (batch, pos, head, d_head)
+        return whole(name, tensor.transpose(1, 2)).transpose(1, 2)
 
     query, key, value = per_head("q", query), per_head("k", key), per_head("v", value)
     if scaling is None:
@@ -201,13 +200,13 @@ def _hooked(model, session):
     config = model.config
     previous = config._attn_implementation
     handles = _register_module_hooks(model, session)
-    token = _session.set(session)
+    token = _sessions.set(_sessions.get() + (session,))
     config._attn_implementation = _IMPLEMENTATION
     try:
         yield session
     finally:
         config._attn_implementation = previous
-        _session.reset(token)
+        _sessions.reset(token)
         for handle in handles:
             handle.remove()
 
