@@ -25,7 +25,7 @@ def cmd_check(args):
         chapter = find_chapter(args.chapter)
         path = chapter.solution_notebook if args.solutions else chapter.learner_notebook
     print(f"running {relative(path.resolve())} ...", flush=True)
-    execution = execute.execute(path, cell_timeout=args.timeout)
+    execution = execute.execute(path, cell_timeout=args.timeout or execute.CELL_TIMEOUT)
     results = execute.score(execution)
     if not results:
         raise SystemExit(f"error: {path} has no graded check cells")
@@ -82,7 +82,7 @@ def main(argv=None):
                                        "or the path of a notebook to grade")
     check.add_argument("--solutions", action="store_true",
                        help="grade the solution notebook instead of the learner's")
-    check.add_argument("--timeout", type=int, default=120, help="seconds a cell may run")
+    check.add_argument("--timeout", type=int, help="seconds a cell may run (default 120)")
     check.set_defaults(run=cmd_check)
 
     build = commands.add_parser("build", help="regenerate notebooks and site pages from sources")
