@@ -72,6 +72,43 @@ def cmd_autograde(args):
     return 0
 
 
+def cmd_zoo_list(args):
+    from reference_impl.zoo import read_manifest
+    from reference_impl.zoo.recipes import RECIPES, checkpoint_mb, recipe
+
+    shipped = read_manifest()
+    for name in RECIPES:
+        state = f"{checkpoint_mb(name):.1f} MB" if name in shipped else "not trained"
+        print(f"{name:<16} {state:<12} {recipe(name).DESCRIPTION}")
+    return 0
+
+
+def cmd_zoo_train(args):
+    from reference_impl.zoo import MODELS_DIR
+    from reference_impl.zoo.recipes import bar_table, train_and_save
+
+    metrics = train_and_save(args.name, seed=args.seed)
+    print(f"wrote {MODELS_DIR / args.name}")
+    print(bar_table(args.name, metrics))
+    return 0
+
+
+def cmd_zoo_verify(args):
+    from reference_impl.zoo.recipes import MAX_CHECKPOINT_MB, RECIPES, bar_table, verify
+
+    results = [verify(name) for name in args.names or RECIPES]
+    for result in results:
+        print(f"{result.name}: {'OK' if result.ok else 'FAILED'}")
+        if result.error:
+            print(f"  {result.error}")
+            continue
+        print(f"  checksums: {'changed: ' + ', '.join(result.changed_files) if result.changed_files else 'match the manifest'}")
+        print(f"  size: {result.size_mb:.1f} MB (limit {MAX_CHECKPOINT_MB:g} MB)")
+        if result.metrics:
+            print(bar_table(result.name, result.metrics))
+    return 0 if all(r.ok for r in results) else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="mechinterp",
                                      description="Tools of the mechanistic-interpretability course.")
@@ -105,12 +142,26 @@ def main(argv=None):
     grade.add_argument("students", nargs="*", help="default: every student who submitted")
     grade.set_defaults(run=cmd_autograde)
 
+    zoo = commands.add_parser("zoo", help="the course's own trained models")
+    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
+    zoo_commands.add_parser("list", help="list the zoo's models").set_defaults(run=cmd_zoo_list)
+    train = zoo_commands.add_parser("train", help="train a zoo model from scratch on the CPU "
+                                                  "and overwrite its checkpoint")
+    train.add_argument("name")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=cmd_zoo_train)
+    verify = zoo_commands.add_parser("verify", help="recompute checksums and behaviour metrics; "
+                                                    "exit 1 unless every bar is met")
+    verify.add_argument("names", nargs="*", help="default: every model")
+    verify.set_defaults(run=cmd_zoo_verify)
+
     args = parser.parse_args(argv)
     from reference_impl.course.chapters import UnknownChapter
+    from reference_impl.zoo import ZooError
 
     try:
         return args.run(args)
-    except UnknownChapter as error:
+    except (UnknownChapter, ZooError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -5,6 +5,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from reference_impl.hooks import hook_names, patched, run_with_cache
+from reference_impl.zoo import load_model
+from reference_impl.zoo.recipes import RECIPES
 
 ATOL = 1e-4
 
@@ -16,13 +18,15 @@ def _model(config):
     return model
 
 
-@pytest.fixture(scope="module", params=["tiny", "gpt2-size"])
+@pytest.fixture(scope="module", params=["tiny", "gpt2-size", *RECIPES])
 def model_and_tokens(request):
     if request.param == "tiny":
-        config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=32, vocab_size=100)
+        model = _model(GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=32, vocab_size=100))
+    elif request.param == "gpt2-size":
+        model = _model(GPT2Config())  # the full 124M-parameter GPT-2, randomly initialised
     else:
-        config = GPT2Config()  # the full 124M-parameter GPT-2, randomly initialised
-    model = _model(config)
+        model, _ = load_model(request.param)  # a shipped zoo model
+    config = model.config
     tokens = torch.randint(0, config.vocab_size, (2, 12), generator=torch.Generator().manual_seed(1))
     return model, tokens
 
@@ -50,8 +54,10 @@ def test_residual_stream_adds_up(cached):
         block = f"blocks.{layer}"
         assert torch.allclose(cache[f"{block}.resid_mid"],
                               cache[f"{block}.resid_pre"] + cache[f"{block}.attn_out"], atol=ATOL)
+        # An attention-only block has no MLP: its residual stream leaves as it was after attention.
+        mlp_out = cache.get(f"{block}.mlp_out", 0)
         assert torch.allclose(cache[f"{block}.resid_post"],
-                              cache[f"{block}.resid_mid"] + cache[f"{block}.mlp_out"], atol=ATOL)
+                              cache[f"{block}.resid_mid"] + mlp_out, atol=ATOL)
         if layer + 1 < model.config.n_layer:
             assert torch.equal(cache[f"blocks.{layer + 1}.resid_pre"], cache[f"{block}.resid_post"])
 

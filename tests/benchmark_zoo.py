@@ -1,0 +1,64 @@
+"""Time the zoo: retraining every model from scratch, and the cost of caching activations.
+
+    python tests/benchmark_zoo.py [--skip-training]
+
+Prints, per model, the seconds `mechinterp zoo train` spends training and measuring (nothing is
+written), and whether the retrained model meets its bars; then, on the largest zoo model at
+batch 32 x its full context, a plain eager forward pass against `run_with_cache` of every
+activation (median of 10 runs each).
+"""
+
+import statistics
+import sys
+import time
+
+import torch
+
+from reference_impl.hooks import run_with_cache
+from reference_impl.zoo import load_model
+from reference_impl.zoo.bars import unmet
+from reference_impl.zoo.recipes import RECIPES, recipe
+
+
+def retrain_all():
+    total = 0.0
+    print(f"{'model':<16} {'train + measure':>16}  bars")
+    for name in RECIPES:
+        module = recipe(name)
+        start = time.perf_counter()
+        model, tokenizer, _ = module.train(seed=0, progress=False)
+        failed = unmet(module.BARS, module.measure(model, tokenizer))
+        seconds = time.perf_counter() - start
+        total += seconds
+        print(f"{name:<16} {seconds:>15.0f}s  {'all met' if not failed else failed}", flush=True)
+    print(f"{'whole zoo':<16} {total:>15.0f}s ({total / 60:.1f} min)")
+
+
+def median_seconds(run, repeats=10):
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def caching_overhead():
+    models = {name: load_model(name)[0] for name in RECIPES}
+    name, model = max(models.items(), key=lambda item: item[1].num_parameters())
+    tokens = torch.randint(2, model.config.vocab_size, (32, model.config.n_positions),
+                           generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = median_seconds(lambda: model(tokens))
+    cached = median_seconds(lambda: run_with_cache(model, tokens))
+    print(f"\ncaching every activation on {name} ({model.num_parameters() / 1e6:.2f}M parameters, "
+          f"batch 32 x {model.config.n_positions}): plain {plain * 1e3:.1f} ms, "
+          f"cached {cached * 1e3:.1f} ms, ratio {cached / plain:.2f}x")
+
+
+if __name__ == "__main__":
+    print(f"torch threads: {torch.get_num_threads()}")
+    if "--skip-training" not in sys.argv:
+        retrain_all()
+    caching_overhead()
