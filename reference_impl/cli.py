@@ -87,6 +87,11 @@ def cmd_zoo_train(args):
     from reference_impl.zoo import MODELS_DIR
     from reference_impl.zoo.recipes import bar_table, train_and_save
 
+    import torch
+
+    # The zoo's models are small: one thread is fastest, and the same thread count on every
+    # machine keeps a retrain's arithmetic, and so its bars, reproducible.
+    torch.set_num_threads(1)
     metrics = train_and_save(args.name, seed=args.seed)
     print(f"wrote {MODELS_DIR / args.name}")
     print(bar_table(args.name, metrics))

@@ -11,14 +11,16 @@ Training data mixes three synthetic languages in every batch, each loss averaged
   gap of 1-8 words. Only the copied words after the first of each copy carry loss, and the word
   before a copy differs from the word before its source, so the one reliable cue is "this word
   occurred before: predict what followed it" -- induction.
-- "skip" (10 %): each word depends on the word two back through a fixed sparse random table. It
-  gives layer 0 a reason to look at earlier positions before induction can pay off.
+- "skip" (10 %): each word depends on the word three back through a fixed sparse random table.
+  It gives layer 0 a reason to look at earlier positions before induction can pay off; three
+  back rather than two, so that the head it needs is not a second previous-token head.
 - "topic" (20 %): the first word names a topic; later words are drawn from that topic's 8 words.
   It gives the other heads a different job, so that not every head becomes part of the circuit.
 
-On pure repeated random tokens every head ends up doing the same thing; on the mix, one or two
-layer-0 heads become previous-token heads, the layer-1 heads become induction heads and the rest
-do other work. The heads form abruptly (a phase change) a few hundred steps in; the training log
+On pure repeated random tokens every head ends up doing the same thing; on the mix, one layer-0
+head becomes a previous-token head, the layer-1 heads become induction heads and the other
+layer-0 heads do other work. The strong weight decay (0.5) prunes what the induction heads' keys
+read down to the previous-token head's output, which makes their K-composition clear. The heads form abruptly (a phase change) a few hundred steps in; the training log
 records head scores every 50 steps so chapter 03 can show it without retraining.
 """
 
@@ -44,8 +46,9 @@ DESCRIPTION = ("Two-layer attention-only GPT-2 (4 heads, d_model 64) trained on 
 
 CONTEXT = 64
 MIX = {"copy": 0.7, "skip": 0.1, "topic": 0.2}
-RECIPE = dict(steps=3000, batch=64, lr=1e-3, warmup=100, betas=(0.9, 0.98), weight_decay=0.1,
-              log_every=50, mix=MIX, copy_run=(2, 3), copy_gap=(1, 8), skip_successors=4,
+RECIPE = dict(steps=3000, batch=64, lr=1e-3, warmup=100, betas=(0.9, 0.98), weight_decay=0.5,
+              log_every=50, mix=MIX, copy_run=(2, 3), copy_gap=(1, 8), skip_distance=3,
+              skip_successors=4,
               topic_words=8)
 EVAL_SEQUENCES, EVAL_LENGTH, EVAL_SEED = 100, 25, 12345
 CIRCUIT_THRESHOLD = 0.3  # a head with score >= this belongs to the circuit; < 0.2 to neither
@@ -112,11 +115,12 @@ class Languages:
 
     def skip(self, batch):
         tokens = self._random(batch)
-        for t in range(3, CONTEXT):
-            tokens[:, t] = torch.multinomial(self.transition[tokens[:, t - 2]], 1,
+        back = RECIPE["skip_distance"]
+        for t in range(1 + back, CONTEXT):
+            tokens[:, t] = torch.multinomial(self.transition[tokens[:, t - back]], 1,
                                              generator=self.gen).squeeze(1)
         mask = torch.zeros(batch, CONTEXT)
-        mask[:, 3:] = 1
+        mask[:, 1 + back:] = 1
         return tokens, mask
 
     def topic(self, batch):
