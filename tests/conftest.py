@@ -19,3 +19,16 @@ def superposition_run(superposition):
     live = LiveNotebook(superposition.solution_notebook)
     yield live
     live.close()
+
+
+@pytest.fixture(scope="session")
+def induction_heads():
+    return find_chapter("induction_heads")
+
+
+@pytest.fixture(scope="session")
+def induction_heads_run(induction_heads):
+    """The chapter 03 solution notebook, executed once per test session."""
+    live = LiveNotebook(induction_heads.solution_notebook)
+    yield live
+    live.close()

@@ -52,6 +52,7 @@ class Chapter:
 
 CHAPTERS = [
     Chapter("01", "superposition", "Toy models of superposition"),
+    Chapter("03", "induction_heads", "Induction heads"),
 ]
 
 

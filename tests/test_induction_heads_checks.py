@@ -1,0 +1,113 @@
+"""Every chapter 03 check passes the reference, and rejects the stub and a catalogue of mistakes."""
+
+import pytest
+
+from reference_impl.course.build import exercises, hidden_seeds
+from reference_impl.grading import induction_heads as checks
+from reference_impl.grading.core import CheckFailed
+from tests import notebooks
+from tests.mistakes import induction_heads as mistakes
+
+CHAPTER_EXERCISES = list(mistakes.MISTAKES)
+
+
+def check_of(name):
+    return getattr(checks, f"check_{name}")
+
+
+@pytest.fixture(scope="module")
+def solution_nb(induction_heads):
+    return notebooks.read(induction_heads.solution_notebook)
+
+
+@pytest.fixture(scope="module")
+def learner_nb(induction_heads):
+    return notebooks.read(induction_heads.learner_notebook)
+
+
+def test_every_exercise_has_a_check_and_a_catalogue_of_mistakes(induction_heads):
+    names = [e.name for e in exercises(induction_heads)]
+    assert names == CHAPTER_EXERCISES
+    for name in names:
+        assert len(mistakes.MISTAKES[name]) >= 4, name
+
+
+@pytest.mark.parametrize("name", CHAPTER_EXERCISES)
+def test_reference_passes_visible_and_hidden_seeds(name, solution_nb, induction_heads, capfd):
+    fn = notebooks.function_from(solution_nb, name)
+    check_of(name)(fn)
+    check_of(name)(fn, seeds=hidden_seeds(induction_heads, name))
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name", CHAPTER_EXERCISES)
+def test_unfilled_stub_fails(name, learner_nb):
+    stub = notebooks.function_from(learner_nb, name)
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        check_of(name)(stub)
+
+
+@pytest.mark.parametrize("name,mistake", [(name, mistake) for name, catalogue
+                                          in mistakes.MISTAKES.items() for mistake in catalogue],
+                         ids=lambda v: getattr(v, "__name__", v))
+def test_mistake_fails(name, mistake):
+    with pytest.raises(CheckFailed) as failure:
+        check_of(name)(mistake)
+    message = str(failure.value)
+    assert message.count("\n") == 0 and len(message) < 400, message
+
+
+def test_messages_say_what_to_fix():
+    cases = [
+        ("detector_scores", mistakes.detector_scores_transposed, "expected shape"),
+        ("copy_losses", mistakes.copy_losses_tensors, "should be a number"),
+        ("copy_losses", mistakes.copy_losses_ignores_patches, "pass `patches` to run_with_cache"),
+        ("head_scores", mistakes.head_scores_two_layers, "3-layer model"),
+        ("logit_lens", mistakes.logit_lens_without_ln_f, "ln_f"),
+        ("direct_logit_attribution", mistakes.dla_scale_per_component, "frozen scale"),
+        ("ablation_patches", mistakes.ablation_always_zero, "when mean-ablating"),
+        ("head_weights", mistakes.head_weights_in_place, "changed its input"),
+        ("head_weights", mistakes.raises_index_error,
+         "raised IndexError at `return \\[\\]\\[0\\]`"),
+        ("phase_change_step", mistakes.phase_change_minus_one_when_never, "should return None"),
+    ]
+    for name, mistake, fragment in cases:
+        with pytest.raises(CheckFailed, match=fragment):
+            check_of(name)(mistake)
+
+
+def test_a_hanging_answer_is_stopped(monkeypatch):
+    monkeypatch.setenv("MECHINTERP_CHECK_TIMEOUT", "1")
+    with pytest.raises(CheckFailed, match="did not finish within 1 s"):
+        checks.check_copying_score(mistakes.loops_forever)
+
+
+def test_correct_but_noisy_code_passes_quietly(capfd):
+    checks.check_head_weights(mistakes.head_weights_noisy_but_right)
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.strip() == "✔ head_weights: passed 3 randomised tests."
+
+
+def test_calling_the_solution_module_earns_nothing(solution_nb):
+    from reference_impl import induction_heads as solution
+    from reference_impl.zoo import induction as zoo_induction
+
+    with pytest.raises(CheckFailed, match="uses the chapter's solution module"):
+        checks.check_head_scores(solution.head_scores)
+    # The zoo re-exports the same functions: they are still the solution module's.
+    with pytest.raises(CheckFailed, match="uses the chapter's solution module"):
+        checks.check_copy_losses(zoo_induction.copy_losses)
+    wrapped = notebooks.function_from(solution_nb, "copying_score", source=(
+        "def copying_score(circuit):\n"
+        "    from reference_impl.induction_heads import copying_score as answer\n"
+        "    return answer(circuit)\n"))
+    with pytest.raises(CheckFailed, match="imports `reference_impl.induction_heads`"):
+        checks.check_copying_score(wrapped)
+
+
+def test_each_exercise_is_graded_alone(solution_nb):
+    """ov_circuit is graded with the reference head_weights, even when the learner's is broken."""
+    ov_circuit = notebooks.function_from(solution_nb, "ov_circuit")
+    ov_circuit.__globals__["head_weights"] = mistakes.head_weights_k_for_q
+    checks.check_ov_circuit(ov_circuit)
