@@ -5,7 +5,7 @@
 Prints, per model, the seconds `mechinterp zoo train` spends training and measuring (nothing is
 written), and whether the retrained model meets its bars; then, on the largest zoo model at
 batch 32 x its full context, a plain eager forward pass against `run_with_cache` of every
-activation (median of 10 runs each).
+activation (median of 30 alternating runs each).
 """
 
 import statistics
@@ -34,14 +34,16 @@ def retrain_all():
     print(f"{'whole zoo':<16} {total:>15.0f}s ({total / 60:.1f} min)")
 
 
-def median_seconds(run, repeats=10):
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(runs, repeats=30):
+    """The median time of each run; the runs alternate, so a busy moment slows all alike."""
+    times = [[] for _ in runs]
+    for repeat in range(repeats + 1):
+        for run, seconds in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            if repeat:  # the first round warms up
+                seconds.append(time.perf_counter() - start)
+    return [statistics.median(seconds) for seconds in times]
 
 
 def caching_overhead():
@@ -49,15 +51,18 @@ def caching_overhead():
     name, model = max(models.items(), key=lambda item: item[1].num_parameters())
     tokens = torch.randint(2, model.config.vocab_size, (32, model.config.n_positions),
                            generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        plain = median_seconds(lambda: model(tokens))
-    cached = median_seconds(lambda: run_with_cache(model, tokens))
+    def plain_forward():
+        with torch.no_grad():
+            model(tokens)
+
+    plain, cached = median_seconds([plain_forward, lambda: run_with_cache(model, tokens)])
     print(f"\ncaching every activation on {name} ({model.num_parameters() / 1e6:.2f}M parameters, "
           f"batch 32 x {model.config.n_positions}): plain {plain * 1e3:.1f} ms, "
           f"cached {cached * 1e3:.1f} ms, ratio {cached / plain:.2f}x")
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)  # as `mechinterp zoo train` does
     print(f"torch threads: {torch.get_num_threads()}")
     if "--skip-training" not in sys.argv:
         retrain_all()

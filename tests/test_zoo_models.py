@@ -1,5 +1,6 @@
 """The shipped zoo models meet every bar the chapters rely on, measured on the committed files."""
 
+import functools
 import json
 
 import pytest
@@ -8,19 +9,23 @@ from reference_impl import zoo
 from reference_impl.cli import main
 from reference_impl.zoo import load_model, read_manifest
 from reference_impl.zoo.bars import unmet
-from reference_impl.zoo import attn_only
+from reference_impl.zoo import attn_only, world_model
 from reference_impl.zoo.induction import head_scores
 from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE, bar_table,
                                         checkpoint_mb, page_bar_table, recipe, train_and_save,
                                         verify)
 
 
-@pytest.fixture(scope="module", params=list(RECIPES))
-def shipped(request):
-    """(name, metrics) of a committed checkpoint, measured afresh."""
-    name = request.param
+@functools.cache
+def measured(name):
+    """The metrics of a committed checkpoint, measured afresh (once per test session)."""
     model, tokenizer = load_model(name)
-    return name, recipe(name).measure(model, tokenizer)
+    return recipe(name).measure(model, tokenizer)
+
+
+@pytest.fixture(params=list(RECIPES))
+def shipped(request):
+    return request.param, measured(request.param)
 
 
 def test_every_bar_is_met_on_the_committed_checkpoint(shipped):
@@ -64,6 +69,15 @@ def test_the_induction_model_has_the_heads_the_zoo_page_describes():
     prev_heads, ind_heads, neither = attn_only.circuit_heads(previous, induction)
     assert len(prev_heads) == 1 and len(ind_heads) == 4 and neither
     assert model.num_parameters() == pytest.approx(75_000, rel=0.01)
+
+
+def test_the_zoo_page_states_the_measured_probe_accuracies():
+    metrics = measured("world-5l")
+    stated = ZOO_PAGE.read_text().split("<!-- probes: world-5l -->\n")[1].split("\n")[0]
+    stated_by_model = ", ".join(f"{relation} {metrics[f'probe_{relation}_accuracy']:.2f}"
+                         for relation in world_model.PERSON_RELATIONS)
+    assert stated == stated_by_model
+    assert all(metrics[f"probe_{relation}_layer"] == 3 for relation in world_model.PERSON_RELATIONS)
 
 
 def test_zoo_verify_prints_the_bars_and_exits_zero(capsys):

@@ -17,6 +17,7 @@ from .bars import unmet
 # Model name -> the module that trains and measures it.
 RECIPES = {
     "attn-only-2l": "reference_impl.zoo.attn_only",
+    "world-5l": "reference_impl.zoo.world_model",
 }
 MAX_CHECKPOINT_MB = 10.0
 # The zoo's site page; each model's bar table sits between <!-- bars: NAME --> and <!-- /bars -->.
