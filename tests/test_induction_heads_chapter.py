@@ -4,14 +4,12 @@ The solution notebook is executed once per session; these tests read its results
 kernel, check the bars the chapter relies on, and check that the text states the measured
 figures. The bars use the zoo's own definition of the circuit (``attn_only.circuit_heads``)."""
 
-from datetime import datetime
-
 import pytest
 import torch
 from transformers import GPT2Config
 
 from reference_impl import induction_heads as solution
-from reference_impl.course.execute import CELL_TIMEOUT, Execution, score
+from reference_impl.course.execute import Execution, score
 from reference_impl.world import repeated_tokens
 from reference_impl.zoo import attn_only, build_model
 
@@ -43,17 +41,6 @@ def test_solution_notebook_scores_full_marks(induction_heads_run):
     results = score(Execution(induction_heads_run.nb, 0.0))
     assert len(results) == 13
     assert all(r.passed for r in results), [(r.exercise, r.message) for r in results]
-
-
-def test_every_cell_is_well_inside_the_cell_timeout(induction_heads_run):
-    durations = []
-    for cell in induction_heads_run.nb.cells:
-        timing = cell.metadata.get("execution", {})
-        if "iopub.execute_input" in timing:
-            start, end = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            durations.append((end - start).total_seconds())
-    assert durations and max(durations) < CELL_TIMEOUT / 2 and sum(durations) < 120
 
 
 def test_the_notebook_finds_the_zoo_circuit(run, circuit):
