@@ -1,17 +1,12 @@
 """The chapter 01 round trip through real nbgrader: generate_assignment, autograde a class of
 submissions (good, empty, partial, broken and hostile), export grades, and check every score."""
 
-import csv
-import subprocess
-import sys
-
-import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 from reference_impl.course.build import exercises
-from reference_impl.course.nbgrader_course import autograde, write_course
-from tests import notebooks
+from tests.nbgrader_class import (answers_of, body_prefixed, check_output, grade_class,
+                                  with_answers)
 
 ASSIGNMENT = "01_superposition"
 HALF = ["generate_batch", "train", "interference", "classify_phase"]
@@ -19,45 +14,23 @@ RAISES, LOOPS = "importance_weighted_loss", "dimensions_per_feature"
 IMPORTS = ["reconstruct", "feature_dimensionality"]
 
 
-def _nbgrader(course, *args):
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def _with_answers(nb, answers):
-    """A copy of ``nb`` whose answer cells ``answers`` (grade_id -> source) are replaced."""
-    nb = nbformat.from_dict(nb)
-    for grade_id, source in answers.items():
-        notebooks.cell(nb, grade_id).source = source
-    return nb
-
-
-def _body_prefixed(source, lines):
-    """The function in ``source`` with ``lines`` run first thing in its body."""
-    head, _, rest = source.partition('"""')
-    docstring, _, body = rest.partition('"""')
-    return head + '"""' + docstring + '"""\n' + "".join(f"    {line}\n" for line in lines) + body
-
-
 def _submissions(solution, release):
-    answer = {c.metadata.nbgrader["grade_id"]: c.source for c in notebooks.answer_cells(solution)}
+    answer = answers_of(solution)
     return {
         "alice": solution,
         "bob": release,
-        "carol": _with_answers(release, {name: answer[name] for name in HALF}),
-        "dave": _with_answers(solution, {RAISES: _body_prefixed(
+        "carol": with_answers(release, {name: answer[name] for name in HALF}),
+        "dave": with_answers(solution, {RAISES: body_prefixed(
             answer[RAISES], ['raise ValueError("I gave up")'])}),
-        "erin": _with_answers(solution, {LOOPS: _body_prefixed(
+        "erin": with_answers(solution, {LOOPS: body_prefixed(
             answer[LOOPS], ["while True:", "    pass"])}),
-        "frank": _with_answers(solution, {name: _body_prefixed(source, [
+        "frank": with_answers(solution, {name: body_prefixed(source, [
             "import sys, warnings",
             "print('debugging', file=sys.stderr)",
             "warnings.warn('this is only a warning')"]) for name, source in answer.items()}),
-        "grace": _with_answers(solution, {"interference": _body_prefixed(
+        "grace": with_answers(solution, {"interference": body_prefixed(
             answer["interference"], ["import os", "os._exit(1)"])}),
-        "heidi": _with_answers(solution, {name: f"from reference_impl.superposition import {name}"
+        "heidi": with_answers(solution, {name: f"from reference_impl.superposition import {name}"
                                           for name in IMPORTS}),
     }
 
@@ -66,22 +39,9 @@ def _submissions(solution, release):
 def graded_class(tmp_path_factory, superposition, monkeypatch_module):
     # The grading checks give up on a hanging answer after 10 s, nbgrader after 30 s per cell.
     monkeypatch_module.setenv("MECHINTERP_CHECK_TIMEOUT", "10")
-    course = write_course(tmp_path_factory.mktemp("course"), [superposition], cell_timeout=30)
-    _nbgrader(course, "generate_assignment", ASSIGNMENT)
-    release = notebooks.read(course / "release" / ASSIGNMENT / "exercises.ipynb")
-    solution = notebooks.read(course / "source" / ASSIGNMENT / "exercises.ipynb")
-    for student, nb in _submissions(solution, release).items():
-        target = course / "submitted" / student / ASSIGNMENT / "exercises.ipynb"
-        target.parent.mkdir(parents=True)
-        nbformat.write(nb, target)
-    # A student who never handed anything in still gets a row.
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        gradebook.add_student("ivan")
-    outcomes = {o.student: o for o in autograde(course, ASSIGNMENT)}
-    _nbgrader(course, "export")
-    with open(course / "grades.csv") as f:
-        scores = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    return course, outcomes, scores
+    # ivan never handed anything in, and still gets a row.
+    return grade_class(tmp_path_factory.mktemp("course"), superposition, _submissions,
+                       cell_timeout=30, absent=["ivan"])
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +56,7 @@ def points(superposition):
 
 
 def _check_output(course, student, exercise):
-    nb = notebooks.read(course / "autograded" / student / ASSIGNMENT / "exercises.ipynb")
-    cell = notebooks.cell(nb, f"check_{exercise}")
-    return "".join(str(o.get("evalue", "")) + o.get("text", "") for o in cell.outputs)
+    return check_output(course, ASSIGNMENT, student, exercise)
 
 
 def test_release_is_the_learner_notebook(graded_class, superposition):
