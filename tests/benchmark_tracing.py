@@ -1,7 +1,7 @@
-"""Time causal tracing of one prompt: batched (`reference_impl.tracing.trace`) against a loop of
-one forward pass per restoration.
+"""Time causal tracing of one prompt: `reference_impl.tracing.trace` (batched, each pass starting at
+the first restored layer) against a loop of one forward pass per restoration.
 
-    python tests/benchmark_tracing.py
+    python -m tests.benchmark_tracing
 
 Runs on a model with MLPs of the zoo's size (4 layers, d_model 128, randomly initialised, so the
 figure does not depend on any checkpoint), a 12-token prompt with a 2-token subject, 10 noisy

@@ -1,6 +1,6 @@
 """Time the zoo: retraining every model from scratch, and the cost of caching activations.
 
-    python tests/benchmark_zoo.py [--skip-training]
+    python -m tests.benchmark_zoo [--skip-training]
 
 Prints, per model, the seconds `mechinterp zoo train` spends training and measuring (nothing is
 written), and whether the retrained model meets its bars; then, on the largest zoo model at

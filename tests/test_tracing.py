@@ -53,7 +53,7 @@ TOKENS = torch.tensor([0, 7, 8, 9, 3, 4, 5])
 @pytest.mark.parametrize("kind,window", [("resid", 1), ("mlp", 1), ("attn", 1), ("mlp", 3)])
 def test_batched_tracing_matches_the_loop(model, kind, window):
     result = trace(model, TOKENS, (1, 3), target=11, kind=kind, window=window, scale=0.5,
-                   samples=4, batch_size=13)  # a chunk size that splits restorations
+                   samples=4)
     corrupted, grid = trace_one_at_a_time(model, TOKENS, (1, 3), 11, kind, window, 0.5, 4)
     assert result.restored.shape == (4 - window + 1, len(TOKENS))
     assert result.corrupted == pytest.approx(corrupted, abs=1e-6)

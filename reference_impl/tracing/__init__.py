@@ -5,10 +5,11 @@ mostly loses the answer. Restore one clean hidden state (or a window of consecut
 site) at one position, leaving the noise everywhere else; the share of the answer's probability
 that comes back says how much that state carries.
 
-``trace`` does every restoration of one prompt in one batched forward pass (split into chunks of
-``batch_size`` rows): row ``r`` of the batch is one noisy copy with one restoration, and the hooks
-restore, at each layer, exactly the rows whose window covers that layer. Every noisy copy uses
-the same noise for every restoration, so the grid compares like with like.
+``trace`` runs the clean prompt and its noisy copies once, then one batched pass per first layer
+of a restoration window, covering every position at once: a restoration changes nothing below
+its first layer, so that pass starts from the corrupted residual stream entering that layer and
+runs only the blocks above. Every noisy copy uses the same noise for every restoration, so the
+grid compares like with like.
 
 Sites (``kind``): ``"resid"`` restores the residual stream leaving a block (``resid_post``),
 ``"mlp"`` the MLP's output (``mlp_out``), ``"attn"`` the attention output (``attn_out``).
@@ -71,7 +72,7 @@ def _names(model, kind):
 
 @torch.no_grad()
 def trace(model, tokens, subject, target, kind="resid", window=1, scale=None, samples=10, seed=0,
-          positions=None, batch_size=1024):
+          positions=None):
     """Trace one prompt.
 
     tokens: 1-D token ids of the prompt; subject: the (start, stop) token positions of the
@@ -91,27 +92,37 @@ def trace(model, tokens, subject, target, kind="resid", window=1, scale=None, sa
     logits, clean = run_with_cache(model, tokens[None], names=names)
     clean_prob = logits[0, -1].softmax(-1)[target].item()
 
-    # One row per (restoration, noisy copy); restoration -1 restores nothing.
-    windows = [(-1, 0)] + [(first, pos) for first in range(n_layers - window + 1)
-                           for pos in positions]
-    first_layer = torch.tensor([w for w, _ in windows]).repeat_interleave(samples)
-    position = torch.tensor([p for _, p in windows]).repeat_interleave(samples)
-    copy = torch.arange(samples).repeat(len(windows))
+    # The corrupted run, once: every restoration computes the same thing below its first layer,
+    # so each group of restorations starts from the corrupted residual stream entering it.
+    entering = [f"blocks.{layer}.resid_pre" for layer in range(n_layers)]
+    logits, corrupted = run_with_cache(model, tokens[None].expand(samples, -1), names=entering,
+                                       patches={"embed": _add_noise(noise, start, stop)})
+    corrupted_prob = logits[:, -1].softmax(-1)[:, target].mean().item()
 
-    probs = []
-    for chunk in torch.arange(len(first_layer)).split(batch_size):
-        patches = {"embed": _add_noise(noise[copy[chunk]], start, stop)}
-        for layer, name in enumerate(names):
-            covered = (first_layer[chunk] >= 0) & (first_layer[chunk] <= layer) \
-                & (layer < first_layer[chunk] + window)
-            rows = covered.nonzero().squeeze(1)
-            patches[name] = _restore(rows, position[chunk][rows], clean[name][0])
+    restored = torch.zeros(n_layers - window + 1, len(positions))
+    rows = torch.arange(len(positions) * samples)  # row = (position index) * samples + copy
+    restored_at = torch.tensor(positions).repeat_interleave(samples)
+    for first in range(n_layers - window + 1):
+        hidden = corrupted[entering[first]].repeat(len(positions), 1, 1)
+        patches = {names[layer]: _restore(rows, restored_at, clean[names[layer]][0])
+                   for layer in range(first, first + window)}
         with patched(model, patches):
-            out = model(tokens[None].expand(len(chunk), -1)).logits
-        probs.append(out[:, -1].softmax(-1)[:, target])
-    probs = torch.cat(probs).reshape(len(windows), samples).mean(dim=1)
-    return Trace(kind, window, clean_prob, probs[0].item(),
-                 probs[1:].reshape(n_layers - window + 1, len(positions)))
+            logits = _run_from(model, first, hidden)
+        probs = logits.softmax(-1)[:, target].reshape(len(positions), samples).mean(dim=1)
+        restored[first] = probs
+    return Trace(kind, window, clean_prob, corrupted_prob, restored)
+
+
+def _run_from(model, layer, hidden):
+    """The final position's logits when ``hidden`` enters block ``layer`` (causal attention)."""
+    transformer = model.transformer
+    length = hidden.shape[1]
+    future = torch.ones(length, length, dtype=torch.bool).triu(1)
+    mask = torch.zeros(length, length).masked_fill(future, torch.finfo(hidden.dtype).min)
+    for block in transformer.h[layer:]:
+        output = block(hidden, attention_mask=mask[None, None])
+        hidden = output[0] if isinstance(output, tuple) else output
+    return model.lm_head(transformer.ln_f(hidden[:, -1]))
 
 
 def _add_noise(noise, start, stop):
