@@ -38,6 +38,20 @@ def answers_of(nb):
     return {c.metadata.nbgrader["grade_id"]: c.source for c in notebooks.answer_cells(nb)}
 
 
+def core_submissions(solution, release, half, raises):
+    """The submissions every chapter's round trip grades: alice hands in the solution, bob the
+    untouched release, carol only the exercises ``half``, and dave the solution with exercise
+    ``raises`` raising an exception."""
+    answer = answers_of(solution)
+    return {
+        "alice": solution,
+        "bob": release,
+        "carol": with_answers(release, {name: answer[name] for name in half}),
+        "dave": with_answers(solution, {raises: body_prefixed(
+            answer[raises], ['raise ValueError("I gave up")'])}),
+    }
+
+
 def grade_class(directory, chapter, submissions, cell_timeout, absent=()):
     """Release ``chapter``, hand in ``submissions(solution, release) -> {student: notebook}``,
     add the ``absent`` students who handed in nothing, autograde and export.

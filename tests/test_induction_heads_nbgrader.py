@@ -4,8 +4,7 @@ autograde a full, an empty, a half-done and a crashing submission, export grades
 import pytest
 
 from reference_impl.course.build import exercises
-from tests.nbgrader_class import (answers_of, body_prefixed, check_output, grade_class,
-                                  with_answers)
+from tests.nbgrader_class import check_output, core_submissions, grade_class
 
 ASSIGNMENT = "03_induction_heads"
 HALF = ["detector_scores", "copy_losses", "logit_lens", "ablation_patches", "ov_circuit",
@@ -14,14 +13,7 @@ RAISES = "direct_logit_attribution"
 
 
 def _submissions(solution, release):
-    answer = answers_of(solution)
-    return {
-        "alice": solution,
-        "bob": release,
-        "carol": with_answers(release, {name: answer[name] for name in HALF}),
-        "dave": with_answers(solution, {RAISES: body_prefixed(
-            answer[RAISES], ['raise ValueError("I gave up")'])}),
-    }
+    return core_submissions(solution, release, HALF, RAISES)
 
 
 @pytest.fixture(scope="module")

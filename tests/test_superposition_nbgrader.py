@@ -5,8 +5,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 from reference_impl.course.build import exercises
-from tests.nbgrader_class import (answers_of, body_prefixed, check_output, grade_class,
-                                  with_answers)
+from tests.nbgrader_class import (answers_of, body_prefixed, check_output, core_submissions,
+                                  grade_class, with_answers)
 
 ASSIGNMENT = "01_superposition"
 HALF = ["generate_batch", "train", "interference", "classify_phase"]
@@ -17,11 +17,7 @@ IMPORTS = ["reconstruct", "feature_dimensionality"]
 def _submissions(solution, release):
     answer = answers_of(solution)
     return {
-        "alice": solution,
-        "bob": release,
-        "carol": with_answers(release, {name: answer[name] for name in HALF}),
-        "dave": with_answers(solution, {RAISES: body_prefixed(
-            answer[RAISES], ['raise ValueError("I gave up")'])}),
+        **core_submissions(solution, release, HALF, RAISES),
         "erin": with_answers(solution, {LOOPS: body_prefixed(
             answer[LOOPS], ["while True:", "    pass"])}),
         "frank": with_answers(solution, {name: body_prefixed(source, [
