@@ -84,10 +84,10 @@ def cmd_zoo_list(args):
 
 
 def cmd_zoo_train(args):
+    import torch
+
     from reference_impl.zoo import MODELS_DIR
     from reference_impl.zoo.recipes import bar_table, train_and_save
-
-    import torch
 
     # The zoo's models are small: one thread is fastest, and the same thread count on every
     # machine keeps a retrain's arithmetic, and so its bars, reproducible.
@@ -107,7 +107,8 @@ def cmd_zoo_verify(args):
         if result.error:
             print(f"  {result.error}")
             continue
-        print(f"  checksums: {'changed: ' + ', '.join(result.changed_files) if result.changed_files else 'match the manifest'}")
+        changed = ", ".join(result.changed_files)
+        print(f"  checksums: {'changed: ' + changed if changed else 'match the manifest'}")
         print(f"  size: {result.size_mb:.1f} MB (limit {MAX_CHECKPOINT_MB:g} MB)")
         if result.metrics:
             print(bar_table(result.name, result.metrics))
