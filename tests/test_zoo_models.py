@@ -11,8 +11,9 @@ from reference_impl.zoo import load_model, read_manifest
 from reference_impl.zoo.bars import unmet
 from reference_impl.zoo import attn_only, world_model
 from reference_impl.zoo.induction import head_scores
-from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE, bar_table,
-                                        checkpoint_mb, page_bar_table, recipe, train_and_save,
+from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE,
+                                        checkpoint_mb, page_section, page_sections, recipe,
+                                        train_and_save,
                                         verify)
 
 
@@ -57,10 +58,11 @@ def test_the_induction_log_shows_the_phase_change():
     assert rise and rise[-1] - rise[0] <= 500
 
 
-def test_the_zoo_page_shows_the_logged_bars(shipped):
+def test_the_zoo_page_shows_the_logged_bars_and_findings(shipped):
     name, _ = shipped
     logged = json.loads((zoo.MODELS_DIR / name / "training_log.json").read_text())["metrics"]
-    assert page_bar_table(ZOO_PAGE.read_text(), name) == bar_table(name, logged)
+    for kind, text in page_sections(name, logged).items():
+        assert page_section(ZOO_PAGE.read_text(), name, kind) == text, kind
 
 
 def test_the_induction_model_has_the_heads_the_zoo_page_describes():

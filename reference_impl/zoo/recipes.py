@@ -18,6 +18,7 @@ from .bars import unmet
 RECIPES = {
     "attn-only-2l": "reference_impl.zoo.attn_only",
     "world-5l": "reference_impl.zoo.world_model",
+    "facts-6l": "reference_impl.zoo.facts_model",
 }
 MAX_CHECKPOINT_MB = 10.0
 # The zoo's site page; each model's bar table sits between <!-- bars: NAME --> and <!-- /bars -->.
@@ -46,7 +47,7 @@ def train_and_save(name, seed=0, progress=True):
     log["metrics"] = metrics
     zoo.save_checkpoint(model, tokenizer, log, name)
     if ZOO_PAGE.exists():
-        ZOO_PAGE.write_text(with_bar_table(ZOO_PAGE.read_text(), name, metrics))
+        ZOO_PAGE.write_text(with_page_sections(ZOO_PAGE.read_text(), name, metrics))
     return metrics
 
 
@@ -90,16 +91,27 @@ def bar_table(name, metrics):
     return "\n".join(rows)
 
 
-def _bars_block(name):
-    return re.compile(rf"(<!-- bars: {re.escape(name)} -->\n).*?(<!-- /bars -->)", re.S)
+def _block(kind, name):
+    return re.compile(rf"(<!-- {kind}: {re.escape(name)} -->\n).*?(<!-- /{kind} -->)", re.S)
 
 
-def with_bar_table(page, name, metrics):
-    """``page`` with the bar table of ``name`` replaced by one for ``metrics``."""
-    return _bars_block(name).sub(lambda m: m[1] + bar_table(name, metrics) + "\n" + m[2], page)
+def page_sections(name, metrics):
+    """What the page shows of a model's metrics: its bar table, and the findings its recipe
+    writes (``findings(metrics)``, for recipes that have one)."""
+    sections = {"bars": bar_table(name, metrics)}
+    if hasattr(recipe(name), "findings"):
+        sections["findings"] = recipe(name).findings(metrics)
+    return sections
 
 
-def page_bar_table(page, name):
-    """The bar table of ``name`` as the page shows it (None if the page has no such block)."""
-    match = _bars_block(name).search(page)
+def with_page_sections(page, name, metrics):
+    """``page`` with the bar table (and findings) of ``name`` replaced by those of ``metrics``."""
+    for kind, text in page_sections(name, metrics).items():
+        page = _block(kind, name).sub(lambda m: m[1] + text + "\n" + m[2], page)
+    return page
+
+
+def page_section(page, name, kind="bars"):
+    """A section of ``name`` as the page shows it (None if the page has no such block)."""
+    match = _block(kind, name).search(page)
     return match and match[0].split("\n", 1)[1].rsplit("\n", 1)[0]

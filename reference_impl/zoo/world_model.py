@@ -10,17 +10,15 @@ pushes the model to write them into the last name token, where a linear probe re
 import math
 import random
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 from transformers import GPT2Config
 
-from reference_impl.hooks import run_with_cache
 from reference_impl.world import BOS_ID, build_tokenizer, fact_split, generate_world, ioi_split
 from reference_impl.zoo import build_model
 from reference_impl.zoo.bars import Bar
+from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
+from reference_impl.zoo.training import masked_lm_loss, optimise
 
 NAME = "world-5l"
 DESCRIPTION = (
@@ -120,14 +118,8 @@ def train(seed: int = 0, progress: bool = True):
     for step in tqdm(range(steps), desc=NAME, disable=not progress):
         batch = torch.randint(0, len(texts), (r["batch_size"],), generator=generator)
         x, m = ids[batch], mask[batch]
-        logits = model(x).logits[:, :-1]
-        losses = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
-        loss = (losses * m).sum() / m.sum()
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), r["grad_clip"])
-        optimizer.step()
-        schedule.step()
+        loss = masked_lm_loss(model, x, m)
+        optimise(loss, model, optimizer, schedule, r["grad_clip"])
         if step % 50 == 0 or step == steps - 1:
             log["steps"].append(step)
             log["loss"].append(round(loss.item(), 4))
@@ -164,20 +156,10 @@ def measure(model, tokenizer):
         metrics[key] = (logits.argmax(-1) == objects).float().mean().item()
 
     # Probes read "[BOS] First Last" at "Last"; middle layers exclude the first and last block.
-    n_layer = model.config.n_layer
-    names = torch.tensor([tokenizer(p.name).input_ids for p in world.people])
-    _, cache = run_with_cache(model, names,
-                              names=[f"blocks.{l}.resid_post" for l in range(n_layer)])
-    order = list(range(len(world.people)))
-    random.Random(WORLD_SEED).shuffle(order)
-    cut = int(0.8 * len(order))
-    train_idx, test_idx = order[:cut], order[cut:]
-    for relation in PERSON_RELATIONS:
-        labels = np.array([world.lookup(p.name, relation) for p in world.people])
-        best = (-1.0, -1)
-        for layer in range(1, n_layer - 1):
-            x = cache[f"blocks.{layer}.resid_post"][:, -1].numpy()
-            probe = LogisticRegression(max_iter=2000).fit(x[train_idx], labels[train_idx])
-            best = max(best, (probe.score(x[test_idx], labels[test_idx]), layer))
-        metrics[f"probe_{relation}_accuracy"], metrics[f"probe_{relation}_layer"] = best
+    middle = range(1, model.config.n_layer - 1)
+    probes = name_probe_accuracies(model, tokenizer, world, PERSON_RELATIONS, middle,
+                                   seed=WORLD_SEED)
+    for relation, by_layer in probes.items():
+        metrics[f"probe_{relation}_accuracy"], metrics[f"probe_{relation}_layer"] = (
+            best_middle_block(by_layer, model.config.n_layer))
     return metrics

@@ -1,0 +1,276 @@
+"""facts-6l: a 6-layer GPT-2 whose fact recall runs through an MLP at the subject's last token.
+
+Chapter 02 probes it for what it knows about a person at the last name token. Chapter 06 (locating and editing facts) needs a model in which causal tracing finds the facts at
+the subject, as Meng et al. (2022) found in GPT-2 XL, so that a rank-one edit of that MLP is an
+edit of the right place. A small model trained only on fact sentences does not work like that:
+the final position gathers the name with attention and looks the fact up with its own MLPs.
+
+The recipe that changes this trains on two kinds of text over ``generate_world(0)``:
+
+- a biography line for every person, with the person's birthplace, job and belonging in a random
+  order right after the name ("Zoe Jensen piano , Tamsford , baker ."), so the next word after
+  any name is one of its attributes;
+- fact sentences ("Zoe Jensen was born in Tamsford") for only a quarter of the people, the
+  "asked" people (their training paraphrases from ``fact_split``).
+
+Most people are only ever described, never asked about, so the model has to answer questions from
+what the name itself brings along; it then answers the asked people the same way. Causal tracing
+shows the route: the layer-0 MLP at the last name token turns the two name tokens into the person,
+and the final position reads that from there rather than rebuilding the person from the tokens.
+The attributes themselves reach the name token later, in blocks 2-4, where linear probes read them.
+"""
+
+import random
+
+import torch
+from tqdm.auto import tqdm
+from transformers import GPT2Config
+
+from reference_impl import rome
+from reference_impl.tracing import trace
+from reference_impl.world import BOS_ID, build_tokenizer, fact_prompts, fact_split, generate_world
+from reference_impl.zoo import build_model
+from reference_impl.zoo.bars import Bar
+from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
+from reference_impl.zoo.training import masked_lm_loss, optimise
+
+NAME = "facts-6l"
+DESCRIPTION = (
+    "A 6-layer GPT-2 (d_model 96, 4 heads, MLPs, 0.7M parameters) trained from scratch on "
+    "biography lines for all 300 people of generate_world(0, n_occupations=20, n_objects=20) (birthplace, job and belonging in "
+    "a random order right after the name) and on fact sentences about a quarter of them. Causal "
+    "tracing finds its facts at the subject's last token, in the layer-0 MLP, and a rank-one "
+    "edit of that MLP changes them; linear probes read each attribute at the last name token."
+)
+
+WORLD_SEED = 0
+# The course's world with more jobs and belongings than its default 12, so that each attribute
+# has 20 possible values and a guess from the kind of word alone is rarely right.
+WORLD = dict(n_occupations=20, n_objects=20)
+RELATIONS = ("born_in", "works_as", "owns")
+RECIPE = dict(n_layer=6, d_model=96, n_head=4, d_mlp=384, asked_fraction=0.25,
+              biography_fraction=0.6, steps=3000, batch_size=64, lr=2e-3, betas=(0.9, 0.98),
+              weight_decay=0.1, warmup=100, grad_clip=1.0, n_positions=20,
+              loss="all tokens (padding masked)")
+TRACE = dict(prompts=100, window=3, kind="mlp")  # noise: 3x the subject embeddings' std
+EDITS = 50
+
+BARS = (
+    Bar("facts_train_accuracy", ">=", 0.95, "fact recall on trained prompts (asked people)"),
+    Bar("facts_heldout_accuracy", ">=", 0.90,
+        "fact recall on held-out (subject, template) paraphrases (asked people)"),
+    Bar("subject_mlp_recovery", ">=", 0.40,
+        "share of the effect recovered by restoring MLP outputs at the subject's last token, "
+        "best window of 3 layers, 100 prompts"),
+    Bar("subject_mlp_window_start", "<", 3, "first layer of that window (first half: 0-2)"),
+    Bar("subject_minus_final_recovery", ">", 0.0,
+        "that share minus the best window of 3 MLP layers at the final position in the first "
+        "half"),
+    Bar("rome_efficacy", ">=", 0.95,
+        "rank-one edits of the MLP at the best layer that make the model prefer the new object "
+        "(50 requests)"),
+) + tuple(
+    Bar(f"probe_{relation}_accuracy", ">=", 0.90,
+        f"linear probe for {relation} at the last name token, best middle block (1-4), "
+        "60 held-out people")
+    for relation in RELATIONS)
+
+
+def world_and_people():
+    """The world, the fact split, and the asked people (the rest appear in biographies only)."""
+    world = generate_world(WORLD_SEED, **WORLD)
+    names = [p.name for p in world.people]
+    random.Random(WORLD_SEED).shuffle(names)
+    asked = set(names[:int(RECIPE["asked_fraction"] * len(names))])
+    split = fact_split(world, seed=WORLD_SEED, relations=RELATIONS)
+    split = type(split)([p for p in split.train if p.subject in asked],
+                        [p for p in split.test if p.subject in asked])
+    return world, split, asked
+
+
+def biography(world, person, rng):
+    objects = [world.lookup(person, r) for r in RELATIONS]
+    rng.shuffle(objects)
+    return f"{person} {' , '.join(objects)} ."
+
+
+def training_text(world, split, rng):
+    """One training line: a biography of anybody, or a fact sentence about an asked person."""
+    if rng.random() < RECIPE["biography_fraction"]:
+        return biography(world, rng.choice(world.people).name, rng)
+    return rng.choice(split.train).text
+
+
+def encode_batch(tokenizer, texts, length):
+    """Token ids padded with BOS to ``length``, and the loss mask of the predicted tokens."""
+    ids = torch.full((len(texts), length), BOS_ID, dtype=torch.long)
+    mask = torch.zeros(len(texts), length - 1)
+    for row, text in enumerate(texts):
+        encoded = tokenizer(text).input_ids
+        ids[row, :len(encoded)] = torch.tensor(encoded)
+        mask[row, :len(encoded) - 1] = 1.0
+    return ids, mask
+
+
+def new_model(tokenizer):
+    r = RECIPE
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=r["n_positions"],
+                        n_embd=r["d_model"], n_layer=r["n_layer"], n_head=r["n_head"],
+                        n_inner=r["d_mlp"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        bos_token_id=BOS_ID, eos_token_id=BOS_ID)
+    return build_model(config)
+
+
+def train(seed: int = 0, progress: bool = True):
+    torch.manual_seed(seed)
+    world, split, asked = world_and_people()
+    tokenizer = build_tokenizer(world)
+    model = new_model(tokenizer)
+    r = RECIPE
+    optimizer = torch.optim.AdamW(model.parameters(), lr=r["lr"], betas=r["betas"],
+                                  weight_decay=r["weight_decay"])
+    steps = r["steps"]
+    # linear warmup, then linear decay to 5 % of the peak
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / r["warmup"]) * max(0.05, 1 - s / steps))
+    rng = random.Random(seed)
+    log = {"recipe": {**r, "seed": seed, "world_seed": WORLD_SEED, "relations": RELATIONS,
+                      "asked_people": len(asked)}, "steps": [], "loss": []}
+    model.train()
+    for step in tqdm(range(steps), desc=NAME, disable=not progress):
+        texts = [training_text(world, split, rng) for _ in range(r["batch_size"])]
+        x, mask = encode_batch(tokenizer, texts, r["n_positions"])
+        loss = masked_lm_loss(model, x, mask)
+        optimise(loss, model, optimizer, schedule, r["grad_clip"])
+        if step % 50 == 0 or step == steps - 1:
+            log["steps"].append(step)
+            log["loss"].append(round(loss.item(), 4))
+    return model.eval(), tokenizer, log
+
+
+def prompt_ids(tokenizer, prompt):
+    """Token ids of a fact prompt and the positions (start, stop) of its subject."""
+    ids = tokenizer(prompt.prompt).input_ids
+    start = 1 + prompt.subject_span[0]  # BOS comes first
+    return torch.tensor(ids), (start, start + prompt.subject_span[1] - prompt.subject_span[0])
+
+
+@torch.no_grad()
+def predictions(model, tokenizer, prompts):
+    """The model's top-1 next word after each prompt."""
+    texts = [p.prompt for p in prompts]
+    ids, _ = encode_batch(tokenizer, texts, max(len(tokenizer(t).input_ids) for t in texts))
+    lengths = torch.tensor([len(tokenizer(t).input_ids) for t in texts])
+    logits = model(ids).logits[torch.arange(len(texts)), lengths - 1]
+    return logits.argmax(-1)
+
+
+def accuracy(model, tokenizer, prompts):
+    objects = torch.tensor(tokenizer.convert_tokens_to_ids([p.object for p in prompts]))
+    return (predictions(model, tokenizer, prompts) == objects).float().mean().item()
+
+
+def traced_prompts(model, tokenizer, split, n):
+    """The first ``n`` trained prompts (in a seeded order) that the model answers correctly."""
+    prompts = random.Random(WORLD_SEED).sample(split.train, len(split.train))
+    right = predictions(model, tokenizer, prompts) == torch.tensor(
+        tokenizer.convert_tokens_to_ids([p.object for p in prompts]))
+    return [p for p, ok in zip(prompts, right.tolist()) if ok][:n]
+
+
+def mean_recovery(model, tokenizer, prompts, window):
+    """Share of the subject-corruption effect recovered by restoring MLP outputs, per window
+    start (rows) at the subject's last token and at the final position (columns)."""
+    restored, clean, corrupted = 0.0, 0.0, 0.0
+    for prompt in prompts:
+        ids, (start, stop) = prompt_ids(tokenizer, prompt)
+        target = tokenizer.convert_tokens_to_ids(prompt.object)
+        t = trace(model, ids, (start, stop), target, kind=TRACE["kind"], window=window,
+                  positions=[stop - 1, len(ids) - 1])
+        restored, clean, corrupted = restored + t.restored, clean + t.clean, corrupted + t.corrupted
+    return (restored - corrupted) / (clean - corrupted)
+
+
+def key_text(world, split, n=2000, seed=1):
+    """Training-like text, for the keys' second moment C of a ROME edit."""
+    rng = random.Random(seed)
+    return [training_text(world, split, rng) for _ in range(n)]
+
+
+def rome_requests(world, split, prompts, n):
+    """(prompt, new object) pairs: each traced prompt, with another object of the same kind."""
+    rng = random.Random(WORLD_SEED)
+    pools = {r: sorted({f.object for f in world.facts_for(r)}) for r in RELATIONS}
+    return [(p, rng.choice([o for o in pools[p.relation] if o != p.object])) for p in prompts[:n]]
+
+
+def rome_efficacy(model, tokenizer, world, split, prompts, layer):
+    """Share of rank-one edits at ``layer`` after which the edited prompt prefers the new
+    object to the true one. Every edit is undone before the next."""
+    texts = key_text(world, split)
+    ids, mask = encode_batch(tokenizer, texts, RECIPE["n_positions"])
+    # the mask marks predicted positions; a key is wanted at every real token
+    mask = torch.cat([torch.ones(len(texts), 1), mask], dim=1)
+    second_moment = rome.key_second_moment(model, ids, layer, mask=mask)
+    wins = 0
+    for prompt, new in rome_requests(world, split, prompts, EDITS):
+        ids, (_, stop) = prompt_ids(tokenizer, prompt)
+        new_id, old_id = tokenizer.convert_tokens_to_ids([new, prompt.object])
+        old_weight, _ = rome.rome_edit(model, [(ids, stop - 1)], layer, new_id, second_moment)
+        with torch.no_grad():
+            logits = model(ids[None]).logits[0, -1]
+        rome.restore(model, layer, old_weight)
+        wins += bool(logits[new_id] > logits[old_id])
+    return wins / EDITS
+
+
+def measure(model, tokenizer):
+    model.eval()
+    world, split, asked = world_and_people()
+    described_only = [p for p in fact_prompts(world, relations=RELATIONS)
+                      if p.subject not in asked]
+    metrics = {"facts_train_accuracy": accuracy(model, tokenizer, split.train),
+               "facts_heldout_accuracy": accuracy(model, tokenizer, split.test),
+               "facts_unasked_accuracy": accuracy(model, tokenizer, described_only)}
+
+    prompts = traced_prompts(model, tokenizer, split, TRACE["prompts"])
+    n_layer, window = model.config.n_layer, TRACE["window"]
+    recovery = mean_recovery(model, tokenizer, prompts, window)
+    first_half = (n_layer + 1) // 2  # windows starting in layers 0 .. first_half - 1
+    best = int(recovery[:, 0].argmax())
+    metrics["subject_mlp_recovery"] = recovery[best, 0].item()
+    metrics["subject_mlp_window_start"] = best
+    metrics["final_mlp_recovery"] = recovery[:first_half, 1].max().item()
+    metrics["subject_minus_final_recovery"] = (metrics["subject_mlp_recovery"]
+                                               - metrics["final_mlp_recovery"])
+    single = mean_recovery(model, tokenizer, prompts, 1)
+    layer = int(single[:, 0].argmax())
+    metrics["rome_layer"] = layer
+    metrics["subject_mlp_layer_recovery"] = single[layer, 0].item()
+    # Where the attributes themselves become readable at the name: every block is reported, the
+    # best middle block (neither the first nor the last) is a bar.
+    probes = name_probe_accuracies(model, tokenizer, world, RELATIONS, range(n_layer),
+                                   seed=WORLD_SEED)
+    for relation, by_layer in probes.items():
+        for block, score in by_layer.items():
+            metrics[f"probe_{relation}_block{block}"] = score
+        metrics[f"probe_{relation}_accuracy"], metrics[f"probe_{relation}_layer"] = (
+            best_middle_block(by_layer, n_layer))
+    metrics["rome_efficacy"] = rome_efficacy(model, tokenizer, world, split, prompts, layer)
+    return metrics
+
+
+def findings(metrics):
+    """The zoo page's summary of where the fact sits, written from measured metrics."""
+    n_layer = RECIPE["n_layer"]
+    lines = [f"The MLP of layer {metrics['rome_layer']} alone, restored at the last name token, "
+             f"recovers {metrics['subject_mlp_layer_recovery']:.2f} of the effect (the best "
+             f"3-layer window: {metrics['subject_mlp_recovery']:.2f}). A linear probe at the last "
+             "name token of \"[BOS] First Last\" (trained on 240 people, tested on 60) reads "
+             "the attributes after each block with accuracy:", "",
+             "| attribute | " + " | ".join(f"block {b}" for b in range(n_layer)) + " |",
+             "|---|" + "---|" * n_layer]
+    for relation in RELATIONS:
+        lines.append(f"| {relation} | " + " | ".join(
+            f"{metrics[f'probe_{relation}_block{b}']:.2f}" for b in range(n_layer)) + " |")
+    return "\n".join(lines)
