@@ -1,11 +1,13 @@
 """facts-6l: a 6-layer GPT-2 whose fact recall runs through an MLP at the subject's last token.
 
-Chapter 02 probes it for what it knows about a person at the last name token. Chapter 06 (locating and editing facts) needs a model in which causal tracing finds the facts at
-the subject, as Meng et al. (2022) found in GPT-2 XL, so that a rank-one edit of that MLP is an
-edit of the right place. A small model trained only on fact sentences does not work like that:
+Chapter 02 probes it for what it knows about a person at the last name token. Chapter 06
+(locating and editing facts) needs a model in which causal tracing finds the facts at the
+subject, as Meng et al. (2022) found in GPT-2 XL, so that a rank-one edit of that MLP is an edit
+of the right place. A small model trained only on fact sentences does not work like that:
 the final position gathers the name with attention and looks the fact up with its own MLPs.
 
-The recipe that changes this trains on two kinds of text over ``generate_world(0)``:
+The recipe that changes this trains on two kinds of text over ``generate_world(0)`` (with 20
+jobs and 20 belongings):
 
 - a biography line for every person, with the person's birthplace, job and belonging in a random
   order right after the name ("Zoe Jensen piano , Tamsford , baker ."), so the next word after
@@ -37,8 +39,9 @@ from reference_impl.zoo.training import masked_lm_loss, optimise
 NAME = "facts-6l"
 DESCRIPTION = (
     "A 6-layer GPT-2 (d_model 96, 4 heads, MLPs, 0.7M parameters) trained from scratch on "
-    "biography lines for all 300 people of generate_world(0, n_occupations=20, n_objects=20) (birthplace, job and belonging in "
-    "a random order right after the name) and on fact sentences about a quarter of them. Causal "
+    "biography lines for all 300 people of generate_world(0, n_occupations=20, n_objects=20) "
+    "(birthplace, job and belonging in a random order right after the name) and on fact "
+    "sentences about a quarter of them. Causal "
     "tracing finds its facts at the subject's last token, in the layer-0 MLP, and a rank-one "
     "edit of that MLP changes them; linear probes read each attribute at the last name token."
 )
