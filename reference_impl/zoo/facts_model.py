@@ -34,7 +34,7 @@ from reference_impl.world import BOS_ID, build_tokenizer, fact_prompts, fact_spl
 from reference_impl.zoo import build_model
 from reference_impl.zoo.bars import Bar
 from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
-from reference_impl.zoo.training import masked_lm_loss, optimise
+from reference_impl.zoo.training import log_loss, masked_lm_loss, optimise
 
 NAME = "facts-6l"
 DESCRIPTION = (
@@ -145,9 +145,7 @@ def train(seed: int = 0, progress: bool = True):
         x, mask = encode_batch(tokenizer, texts, r["n_positions"])
         loss = masked_lm_loss(model, x, mask)
         optimise(loss, model, optimizer, schedule, r["grad_clip"])
-        if step % 50 == 0 or step == steps - 1:
-            log["steps"].append(step)
-            log["loss"].append(round(loss.item(), 4))
+        log_loss(log, step, steps, loss)
     return model.eval(), tokenizer, log
 
 

@@ -19,3 +19,10 @@ def optimise(loss, model, optimizer, schedule, grad_clip):
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     schedule.step()
+
+
+def log_loss(log, step, steps, loss, every=50):
+    """Keep the loss of every ``every``-th step, and of the last, in the training log."""
+    if step % every == 0 or step == steps - 1:
+        log["steps"].append(step)
+        log["loss"].append(round(loss.item(), 4))
