@@ -8,6 +8,7 @@ import pytest
 
 from reference_impl.world import BOS_ID, build_tokenizer
 from reference_impl.zoo import facts_model
+from reference_impl.zoo.training import encode_batch
 from tests.test_zoo_models import measured
 
 
@@ -52,9 +53,11 @@ def test_training_text_mixes_biographies_of_anyone_with_questions_about_the_aske
 def test_encode_batch_pads_with_bos_and_masks_the_padding(world_split_asked):
     world, _, _ = world_split_asked
     tokenizer = build_tokenizer(world)
-    ids, mask = facts_model.encode_batch(tokenizer, ["Zoe Jensen was born in", "Zoe"], 8)
+    texts = ["Zoe Jensen was born in", "Zoe"]
+    ids, mask = encode_batch(tokenizer, texts, 8)
     assert ids[0, 0] == ids[1, 0] == BOS_ID and (ids[1, 2:] == BOS_ID).all()
     assert mask.tolist() == [[1, 1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0, 0]]
+    assert encode_batch(tokenizer, texts)[0].shape == (2, 6)  # default: the longest text
 
 
 def test_rome_requests_ask_for_another_object_of_the_same_kind(world_split_asked):

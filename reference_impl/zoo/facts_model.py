@@ -34,7 +34,8 @@ from reference_impl.world import BOS_ID, build_tokenizer, fact_prompts, fact_spl
 from reference_impl.zoo import build_model
 from reference_impl.zoo.bars import Bar
 from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
-from reference_impl.zoo.training import log_loss, masked_lm_loss, optimise
+from reference_impl.zoo.training import (encode_batch, last_token_logits, log_loss,
+                                         masked_lm_loss, optimise)
 
 NAME = "facts-6l"
 DESCRIPTION = (
@@ -104,17 +105,6 @@ def training_text(world, split, rng):
     return rng.choice(split.train).text
 
 
-def encode_batch(tokenizer, texts, length):
-    """Token ids padded with BOS to ``length``, and the loss mask of the predicted tokens."""
-    ids = torch.full((len(texts), length), BOS_ID, dtype=torch.long)
-    mask = torch.zeros(len(texts), length - 1)
-    for row, text in enumerate(texts):
-        encoded = tokenizer(text).input_ids
-        ids[row, :len(encoded)] = torch.tensor(encoded)
-        mask[row, :len(encoded) - 1] = 1.0
-    return ids, mask
-
-
 def new_model(tokenizer):
     r = RECIPE
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=r["n_positions"],
@@ -156,14 +146,9 @@ def prompt_ids(tokenizer, prompt):
     return torch.tensor(ids), (start, start + prompt.subject_span[1] - prompt.subject_span[0])
 
 
-@torch.no_grad()
 def predictions(model, tokenizer, prompts):
     """The model's top-1 next word after each prompt."""
-    texts = [p.prompt for p in prompts]
-    ids, _ = encode_batch(tokenizer, texts, max(len(tokenizer(t).input_ids) for t in texts))
-    lengths = torch.tensor([len(tokenizer(t).input_ids) for t in texts])
-    logits = model(ids).logits[torch.arange(len(texts)), lengths - 1]
-    return logits.argmax(-1)
+    return last_token_logits(model, tokenizer, [p.prompt for p in prompts]).argmax(-1)
 
 
 def accuracy(model, tokenizer, prompts):

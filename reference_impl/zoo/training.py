@@ -3,6 +3,29 @@
 import torch
 import torch.nn.functional as F
 
+from reference_impl.world import BOS_ID
+
+
+def encode_batch(tokenizer, texts, length=None):
+    """Token ids padded with BOS to ``length`` (default: the longest text), and the loss mask
+    (batch, length - 1) of the predicted tokens, which leaves the padding out."""
+    encoded = [tokenizer(text).input_ids for text in texts]
+    length = length or max(map(len, encoded))
+    ids = torch.full((len(texts), length), BOS_ID, dtype=torch.long)
+    mask = torch.zeros(len(texts), length - 1)
+    for row, tokens in enumerate(encoded):
+        ids[row, :len(tokens)] = torch.tensor(tokens)
+        mask[row, :len(tokens) - 1] = 1.0
+    return ids, mask
+
+
+@torch.no_grad()
+def last_token_logits(model, tokenizer, texts):
+    """The model's next-token logits after the last token of each text (one padded batch)."""
+    ids, mask = encode_batch(tokenizer, texts)
+    lengths = mask.sum(dim=1).long() + 1
+    return model(ids).logits[torch.arange(len(texts)), lengths - 1]
+
 
 def masked_lm_loss(model, ids, mask):
     """Mean next-token cross-entropy of ``ids`` over the predicted positions where ``mask``

@@ -18,7 +18,8 @@ from reference_impl.world import BOS_ID, build_tokenizer, fact_split, generate_w
 from reference_impl.zoo import build_model
 from reference_impl.zoo.bars import Bar
 from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
-from reference_impl.zoo.training import log_loss, masked_lm_loss, optimise
+from reference_impl.zoo.training import (encode_batch, last_token_logits, log_loss,
+                                         masked_lm_loss, optimise)
 
 NAME = "world-5l"
 DESCRIPTION = (
@@ -78,24 +79,14 @@ def biographies(world, rng, per_person):
     return lines
 
 
-def _pad(tokenizer, texts):
-    encoded = [tokenizer(t).input_ids for t in texts]
-    ids = torch.full((len(encoded), max(map(len, encoded))), BOS_ID, dtype=torch.long)
-    lengths = torch.tensor([len(e) for e in encoded])
-    for i, e in enumerate(encoded):
-        ids[i, :len(e)] = torch.tensor(e)
-    return ids, lengths
-
-
 def train(seed: int = 0, progress: bool = True):
     torch.manual_seed(seed)
     world, facts, ioi = _splits()
     tokenizer = build_tokenizer(world)
     texts = ([e.text for e in ioi.train] + [f.text for f in facts.train]
              + biographies(world, random.Random(seed), RECIPE["bios_per_person"]))
-    ids, lengths = _pad(tokenizer, texts)
     # Padding is BOS; the mask keeps it out of the loss.
-    mask = torch.arange(ids.shape[1])[None, 1:] < lengths[:, None]
+    ids, mask = encode_batch(tokenizer, texts)
 
     r = RECIPE
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=ids.shape[1], n_embd=r["d_model"],
@@ -124,13 +115,6 @@ def train(seed: int = 0, progress: bool = True):
     return model.eval(), tokenizer, log
 
 
-@torch.no_grad()
-def _next_token_logits(model, tokenizer, prompts):
-    ids, lengths = _pad(tokenizer, prompts)
-    logits = model(ids).logits
-    return logits[torch.arange(len(prompts)), lengths - 1]
-
-
 def _ids(tokenizer, words):
     return torch.tensor(tokenizer.convert_tokens_to_ids(list(words)))
 
@@ -142,14 +126,14 @@ def measure(model, tokenizer):
     metrics = {}
     io, s = _ids(tokenizer, (e.io for e in ioi.test)), _ids(tokenizer, (e.s for e in ioi.test))
     rows = torch.arange(len(ioi.test))
-    clean = _next_token_logits(model, tokenizer, [e.prompt for e in ioi.test])
-    corrupted = _next_token_logits(model, tokenizer, [e.corrupted_prompt for e in ioi.test])
+    clean = last_token_logits(model, tokenizer, [e.prompt for e in ioi.test])
+    corrupted = last_token_logits(model, tokenizer, [e.corrupted_prompt for e in ioi.test])
     metrics["ioi_accuracy"] = (clean.argmax(-1) == io).float().mean().item()
     metrics["ioi_logit_diff"] = (clean[rows, io] - clean[rows, s]).mean().item()
     metrics["ioi_abc_logit_diff"] = (corrupted[rows, io] - corrupted[rows, s]).mean().item()
     for key, prompts in (("facts_train_accuracy", facts.train),
                          ("facts_heldout_accuracy", facts.test)):
-        logits = _next_token_logits(model, tokenizer, [p.prompt for p in prompts])
+        logits = last_token_logits(model, tokenizer, [p.prompt for p in prompts])
         objects = _ids(tokenizer, (p.object for p in prompts))
         metrics[key] = (logits.argmax(-1) == objects).float().mean().item()
 
