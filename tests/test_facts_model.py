@@ -7,7 +7,7 @@ import random
 import pytest
 
 from reference_impl.world import BOS_ID, build_tokenizer
-from reference_impl.zoo import facts_model
+from reference_impl.zoo import facts_model, load_model
 from reference_impl.zoo.training import encode_batch
 from tests.test_zoo_models import measured
 
@@ -85,3 +85,11 @@ def test_the_attributes_reach_the_name_token_in_blocks_2_to_4():
         accuracy = [metrics[f"probe_{relation}_block{b}"] for b in range(6)]
         assert max(accuracy[:2]) < 0.5 and max(accuracy[:4]) < 0.9 <= accuracy[4], relation
         assert metrics[f"probe_{relation}_layer"] == 4
+
+
+def test_the_shipped_model_has_the_shape_the_zoo_page_states():
+    # "6 layers, 4 heads, d_model 96, MLP width 384, 20 positions, 0.7 M parameters"
+    model, tokenizer = load_model(facts_model.NAME)
+    c = model.config
+    assert (c.n_layer, c.n_head, c.n_embd, c.n_inner, c.n_positions) == (6, 4, 96, 384, 20)
+    assert model.num_parameters() == pytest.approx(0.7e6, rel=0.01)
