@@ -99,7 +99,7 @@ def test_an_exercise_must_exist_in_the_solution_module(scratch_chapter):
 
 
 def test_hidden_seeds_differ_from_the_visible_ones(superposition):
-    from reference_impl.grading.superposition import VISIBLE_SEEDS
+    from reference_impl.superposition.checks import VISIBLE_SEEDS
 
     for exercise in course_build.exercises(superposition):
         assert not set(exercise.hidden_seeds) & set(VISIBLE_SEEDS)

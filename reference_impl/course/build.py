@@ -1,7 +1,7 @@
 """Generate every notebook of a chapter from its two sources.
 
 The sources are the chapter's prose and layout (``chapters/NN_topic/chapter.md``, jupytext
-Markdown) and its solution module (``reference_impl/<topic>.py``). In ``chapter.md``:
+Markdown) and its solution module (``reference_impl/<topic>/solutions.py``). In ``chapter.md``:
 
 - Markdown is prose; a plain ``python`` code block is a code cell that every form of the
   notebook shows (imports, experiments, figures).

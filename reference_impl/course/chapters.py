@@ -12,7 +12,7 @@ REPO_ROOT = Path(reference_impl.__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class Chapter:
     number: str  # two digits, e.g. "01"
-    topic: str  # the name of the chapter's solution module, e.g. "superposition"
+    topic: str  # the name of the chapter's package in reference_impl, e.g. "superposition"
     title: str
     root: Path = field(default=REPO_ROOT, compare=False)  # the repository the files live in
 
@@ -42,12 +42,17 @@ class Chapter:
         return self.root / "solutions" / f"{self.folder}.ipynb"
 
     @property
-    def solution_module(self):
+    def package(self):
+        """The chapter's package: ``solutions``, ``checks`` and ``plots``."""
         return f"reference_impl.{self.topic}"
 
     @property
+    def solution_module(self):
+        return f"{self.package}.solutions"
+
+    @property
     def checks_module(self):
-        return f"reference_impl.grading.{self.topic}"
+        return f"{self.package}.checks"
 
 
 CHAPTERS = [

@@ -4,7 +4,7 @@ The code lives in chapter 03's module, where learners write it; the zoo uses the
 log and check its induction model.
 """
 
-from reference_impl.induction_heads import ablation_patches, copy_losses, head_scores
+from reference_impl.induction_heads.solutions import ablation_patches, copy_losses, head_scores
 
 __all__ = ["copy_losses", "head_scores", "mean_ablation"]
 

@@ -1,12 +1,12 @@
 """What the chapter 03 checks say, and how they treat hangs, noisy output, use of the
-solution module and broken dependencies. Reference, stub and mistakes: test_checks.py."""
+solution module and broken dependencies. Reference, stub and mistakes: tests/test_every_check.py."""
 
 import pytest
 
-from reference_impl.grading import induction_heads as checks
-from reference_impl.grading.core import CheckFailed
+from reference_impl.induction_heads import checks
+from reference_impl.course.grading import CheckFailed
 from tests import notebooks
-from tests.mistakes import induction_heads as mistakes
+from tests.induction_heads import mistakes
 
 
 def check_of(name):
@@ -51,7 +51,7 @@ def test_correct_but_noisy_code_passes_quietly(capfd):
 
 
 def test_calling_the_solution_module_earns_nothing(solution_nb):
-    from reference_impl import induction_heads as solution
+    from reference_impl.induction_heads import solutions as solution
     from reference_impl.zoo import induction as zoo_induction
 
     with pytest.raises(CheckFailed, match="uses the chapter's solution module"):
@@ -61,9 +61,9 @@ def test_calling_the_solution_module_earns_nothing(solution_nb):
         checks.check_copy_losses(zoo_induction.copy_losses)
     wrapped = notebooks.function_from(solution_nb, "copying_score", source=(
         "def copying_score(circuit):\n"
-        "    from reference_impl.induction_heads import copying_score as answer\n"
+        "    from reference_impl.induction_heads.solutions import copying_score as answer\n"
         "    return answer(circuit)\n"))
-    with pytest.raises(CheckFailed, match="imports `reference_impl.induction_heads`"):
+    with pytest.raises(CheckFailed, match="imports `reference_impl.induction_heads.solutions`"):
         checks.check_copying_score(wrapped)
 
 

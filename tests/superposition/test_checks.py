@@ -1,12 +1,12 @@
 """What the chapter 01 checks say, and how they treat hangs, noisy output, use of the
-solution module and broken dependencies. Reference, stub and mistakes: test_checks.py."""
+solution module and broken dependencies. Reference, stub and mistakes: tests/test_every_check.py."""
 
 import pytest
 
-from reference_impl.grading import superposition as checks
-from reference_impl.grading.core import CheckFailed
+from reference_impl.superposition import checks
+from reference_impl.course.grading import CheckFailed
 from tests import notebooks
-from tests.mistakes import superposition as mistakes
+from tests.superposition import mistakes
 
 
 def check_of(name):
@@ -52,18 +52,18 @@ def test_correct_but_noisy_code_passes_quietly(capfd):
 
 
 def test_calling_the_solution_module_earns_nothing(solution_nb):
-    from reference_impl import superposition as solution
+    from reference_impl.superposition import solutions as solution
 
     with pytest.raises(CheckFailed, match="uses the chapter's solution module"):
         checks.check_reconstruct(solution.reconstruct)
     wrapped = notebooks.function_from(solution_nb, "interference", source=(
         "def interference(W):\n"
-        "    from reference_impl.superposition import interference as answer\n"
+        "    from reference_impl.superposition.solutions import interference as answer\n"
         "    return answer(W)\n"))
-    with pytest.raises(CheckFailed, match="imports `reference_impl.superposition`"):
+    with pytest.raises(CheckFailed, match="imports `reference_impl.superposition.solutions`"):
         checks.check_interference(wrapped)
     via_module = notebooks.function_from(solution_nb, "interference", source=(
-        "import reference_impl.superposition as sp\n"
+        "import reference_impl.superposition.solutions as sp\n"
         "def helper(W):\n"
         "    return sp.interference(W)\n"
         "def interference(W):\n"

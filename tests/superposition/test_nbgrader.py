@@ -26,7 +26,7 @@ def _submissions(solution, release):
             "warnings.warn('this is only a warning')"]) for name, source in answer.items()}),
         "grace": with_answers(solution, {"interference": body_prefixed(
             answer["interference"], ["import os", "os._exit(1)"])}),
-        "heidi": with_answers(solution, {name: f"from reference_impl.superposition import {name}"
+        "heidi": with_answers(solution, {name: f"from reference_impl.superposition.solutions import {name}"
                                           for name in IMPORTS}),
     }
 

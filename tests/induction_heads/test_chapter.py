@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import GPT2Config
 
-from reference_impl import induction_heads as solution
+from reference_impl.induction_heads import solutions as solution
 from reference_impl.course.execute import Execution, score
 from reference_impl.world import repeated_tokens
 from reference_impl.zoo import attn_only, build_model

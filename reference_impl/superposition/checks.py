@@ -6,8 +6,8 @@ function on inputs drawn from each seed and compares the result with the referen
 
 import torch
 
-from reference_impl import superposition as ref
-from reference_impl.grading.core import CheckFailed, Exercise, expect_tensor, passed
+from reference_impl.superposition import solutions as ref
+from reference_impl.course.grading import CheckFailed, Exercise, expect_tensor, passed
 
 SOLUTION_MODULE = ref.__name__
 VISIBLE_SEEDS = (0, 1, 2)

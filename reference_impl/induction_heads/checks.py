@@ -13,8 +13,8 @@ import math
 import torch
 from transformers import GPT2Config
 
-from reference_impl import induction_heads as ref
-from reference_impl.grading.core import (CheckFailed, Exercise, captured_output, expect_tensor,
+from reference_impl.induction_heads import solutions as ref
+from reference_impl.course.grading import (CheckFailed, Exercise, captured_output, expect_tensor,
                                          passed)
 from reference_impl.hooks import run_with_cache
 from reference_impl.world import repeated_tokens

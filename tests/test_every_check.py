@@ -1,6 +1,6 @@
 """Every check of every chapter passes its reference on visible and hidden seeds, and rejects the
-unfilled stub and each mistake of the chapter's catalogue (``tests/mistakes/<topic>.py``).
-What each chapter's messages say is tested in ``test_<topic>_checks.py``."""
+unfilled stub and each mistake of the chapter's catalogue (``tests/<topic>/mistakes.py``).
+What each chapter's messages say is tested in ``tests/<topic>/test_checks.py``."""
 
 import functools
 import importlib
@@ -9,14 +9,14 @@ import pytest
 
 from reference_impl.course.build import exercises, hidden_seeds
 from reference_impl.course.chapters import CHAPTERS
-from reference_impl.grading.core import CheckFailed
+from reference_impl.course.grading import CheckFailed
 from tests import notebooks
 
 MIN_MISTAKES = 4  # per exercise
 
 
 def catalogue(chapter):
-    return importlib.import_module(f"tests.mistakes.{chapter.topic}").MISTAKES
+    return importlib.import_module(f"tests.{chapter.topic}.mistakes").MISTAKES
 
 
 def check_of(chapter, name):
