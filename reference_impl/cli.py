@@ -12,27 +12,49 @@ def _chapters(names):
 
 
 def cmd_check(args):
+    import dataclasses
+
     from reference_impl.course import execute
-    from reference_impl.course.build import relative
-    from reference_impl.course.chapters import find_chapter
+    from reference_impl.course.chapters import find_chapter, repository_root
 
     target = Path(args.chapter)
     if target.suffix == ".ipynb":
         if not target.exists():
             raise SystemExit(f"error: no notebook at {target}")
         path = target
+        chapter = None
     else:
-        chapter = find_chapter(args.chapter)
+        # The chapter of the clone the command runs in, even if the package is installed from
+        # another clone.
+        chapter = dataclasses.replace(find_chapter(args.chapter), root=repository_root(Path.cwd()))
         path = chapter.solution_notebook if args.solutions else chapter.learner_notebook
-    print(f"running {relative(path.resolve())} ...", flush=True)
-    execution = execute.execute(path, cell_timeout=args.timeout or execute.CELL_TIMEOUT)
+    print(f"running {_shown(path)} ...", flush=True)
+    try:
+        if chapter is None:
+            chapter = execute.chapter_of(execute.read_notebook(path))
+        execution = execute.execute(path, cell_timeout=args.timeout or execute.CELL_TIMEOUT,
+                                    chapter=chapter)
+    except execute.InvalidNotebook as error:
+        raise SystemExit(f"error: {error}") from None
     results = execute.score(execution)
     if not results:
         raise SystemExit(f"error: {path} has no graded check cells")
     print(execute.format_table(results))
+    for index in execution.skipped:
+        print(f"note: cell {index + 1} {execute.KILLED}; it was skipped and the notebook run "
+              f"again.")
     if execution.kernel_died:
         print(f"note: {execution.kernel_died}; the checks after it could not run.")
     return 0 if all(r.passed for r in results) else 1
+
+
+def _shown(path):
+    """A path relative to the current folder when it lies below it, else absolute."""
+    path = path.resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def cmd_build(args):

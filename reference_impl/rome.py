@@ -1,8 +1,8 @@
 """Rank-one model editing (ROME; Meng et al., 2022) for HF GPT-2 models.
 
 ROME treats the second matrix of one MLP as a linear associative memory: its input ``k`` (the
-post-activation, ``blocks.L.mlp.post``) is a key that identifies the subject, and its output is a
-value that the later layers read the subject's attributes from. To change one fact, take the key
+post-activation, ``blocks.L.mlp.hook_post``) is a key that identifies the subject, and its output
+is a value that the later layers read the subject's attributes from. To change one fact, take the key
 ``k*`` of the subject (at its last token), find the value ``v*`` that makes the model say the new
 object, and change the matrix as little as possible -- measured on the keys of ordinary text,
 whose second moment is ``C`` -- so that it maps ``k*`` to ``v*``:
@@ -21,8 +21,8 @@ from reference_impl.hooks import patched, run_with_cache
 
 
 def mlp_keys(model, input_ids, layer):
-    """The keys of every position: ``blocks.{layer}.mlp.post``, shape (batch, pos, d_mlp)."""
-    name = f"blocks.{layer}.mlp.post"
+    """The keys of every position: ``blocks.{layer}.mlp.hook_post``, shape (batch, pos, d_mlp)."""
+    name = f"blocks.{layer}.mlp.hook_post"
     _, cache = run_with_cache(model, input_ids, names=[name])
     return cache[name]
 
@@ -55,11 +55,11 @@ def optimise_value(model, prompts, layer, target, steps=40, lr=0.1, weight_decay
     """v*: the MLP output at the subject's last token that makes the model predict ``target``.
 
     ``prompts`` is a list of ``(input_ids, subject_last_position)``; every prompt ends just
-    before the object. A vector ``delta`` is added to ``blocks.{layer}.mlp_out`` at the subject's
-    last token and trained by Adam to minimise the mean negative log-probability of ``target``
-    at the final position (plus a small penalty on its size, so it stays near the model's own
-    values). Returns ``(v*, final mean probability of target)``; the model is not changed."""
-    name = f"blocks.{layer}.mlp_out"
+    before the object. A vector ``delta`` is added to ``blocks.{layer}.hook_mlp_out`` at the
+    subject's last token and trained by Adam to minimise the mean negative log-probability of
+    ``target`` at the final position (plus a small penalty on its size, so it stays near the
+    model's own values). Returns ``(v*, final mean probability of target)``; the model is not changed."""
+    name = f"blocks.{layer}.hook_mlp_out"
     delta = torch.zeros(model.config.n_embd, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=lr)
     for p in model.parameters():

@@ -38,23 +38,16 @@ def answers_of(nb):
     return {c.metadata.nbgrader["grade_id"]: c.source for c in notebooks.answer_cells(nb)}
 
 
-def core_submissions(solution, release, half, raises):
-    """The submissions every chapter's round trip grades: alice hands in the solution, bob the
-    untouched release, carol only the exercises ``half``, and dave the solution with exercise
-    ``raises`` raising an exception."""
-    answer = answers_of(solution)
-    return {
-        "alice": solution,
-        "bob": release,
-        "carol": with_answers(release, {name: answer[name] for name in half}),
-        "dave": with_answers(solution, {raises: body_prefixed(
-            answer[raises], ['raise ValueError("I gave up")'])}),
-    }
+def core_submissions(solution, release):
+    """The submissions every chapter's round trip grades: alice hands in the solution and bob
+    the untouched release."""
+    return {"alice": solution, "bob": release}
 
 
-def grade_class(directory, chapter, submissions, cell_timeout, absent=()):
-    """Release ``chapter``, hand in ``submissions(solution, release) -> {student: notebook}``,
-    add the ``absent`` students who handed in nothing, autograde and export.
+def grade_class(directory, chapter, submissions, cell_timeout, absent=(), files=None):
+    """Release ``chapter``, hand in ``submissions(solution, release) -> {student: notebook}``
+    and ``files`` ({student: the text of their exercises.ipynb}, for files that are not
+    notebooks), add the ``absent`` students who handed in nothing, autograde and export.
 
     Returns (course directory, {student: autograde outcome}, {student: exported score})."""
     assignment = chapter.folder
@@ -66,6 +59,10 @@ def grade_class(directory, chapter, submissions, cell_timeout, absent=()):
         target = course / "submitted" / student / assignment / "exercises.ipynb"
         target.parent.mkdir(parents=True)
         nbformat.write(nb, target)
+    for student, text in (files or {}).items():
+        target = course / "submitted" / student / assignment / "exercises.ipynb"
+        target.parent.mkdir(parents=True)
+        target.write_text(text)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for student in absent:
             gradebook.add_student(student)

@@ -1,6 +1,9 @@
 """Every check of every chapter passes its reference on visible and hidden seeds, and rejects the
-unfilled stub and each mistake of the chapter's catalogue (``tests/<topic>/mistakes.py``).
-What each chapter's messages say is tested in ``tests/<topic>/test_checks.py``."""
+unfilled stub and each mistake of the chapter's catalogue (``tests/<topic>/mistakes.py``) for the
+reason the mistake was written for: the one-sentence message contains the fragment the catalogue
+gives (``MISTAKES = {exercise: {mistake: fragment}}``), so that a mistake rejected by accident (a
+missing name, a shape error where the values were meant to be wrong) fails here.
+What else each chapter's messages say is tested in ``tests/<topic>/test_checks.py``."""
 
 import functools
 import importlib
@@ -30,9 +33,10 @@ def notebook(path):
 
 EXERCISES = [pytest.param(chapter, name, id=f"{chapter.number}-{name}")
              for chapter in CHAPTERS for name in catalogue(chapter)]
-MISTAKES = [pytest.param(chapter, name, mistake, id=f"{chapter.number}-{mistake.__name__}")
+MISTAKES = [pytest.param(chapter, name, mistake, fragment,
+                         id=f"{chapter.number}-{name}-{mistake.__name__}")
             for chapter in CHAPTERS for name, mistakes in catalogue(chapter).items()
-            for mistake in mistakes]
+            for mistake, fragment in mistakes.items()]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.folder)
@@ -42,6 +46,9 @@ def test_every_exercise_has_a_check_and_a_catalogue_of_mistakes(chapter):
     for name in names:
         assert callable(check_of(chapter, name))
         assert len(catalogue(chapter)[name]) >= MIN_MISTAKES, name
+        for mistake, fragment in catalogue(chapter)[name].items():
+            assert callable(mistake) and isinstance(fragment, str) and fragment.strip(), \
+                (name, mistake, fragment)
 
 
 @pytest.mark.parametrize("chapter,name", EXERCISES)
@@ -59,9 +66,13 @@ def test_unfilled_stub_fails(chapter, name):
         check_of(chapter, name)(stub)
 
 
-@pytest.mark.parametrize("chapter,name,mistake", MISTAKES)
-def test_mistake_fails(chapter, name, mistake):
-    with pytest.raises(CheckFailed) as failure:
+@pytest.mark.parametrize("chapter,name,mistake,fragment", MISTAKES)
+def test_mistake_fails_for_its_reason(chapter, name, mistake, fragment):
+    try:
         check_of(chapter, name)(mistake)
-    message = str(failure.value)
+    except CheckFailed as failure:
+        message = str(failure)
+    else:
+        pytest.fail(f"check_{name} accepted {mistake.__name__}")
+    assert fragment in message, f"expected {fragment!r} in the message: {message}"
     assert message.count("\n") == 0 and len(message) < 400, message

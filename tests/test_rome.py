@@ -51,10 +51,10 @@ def test_an_edit_writes_the_optimised_value_and_can_be_undone():
     assert reached > 2 * before  # a random model only lets the subject steer the output so far
 
     old, _ = rome_edit(model, prompts, layer, target, moment, steps=30)
-    _, cache = run_with_cache(model, tokens[None], names=[f"blocks.{layer}.mlp_out",
-                                                          f"blocks.{layer}.mlp.post"])
-    assert torch.allclose(cache[f"blocks.{layer}.mlp.post"][0, 2], key)
-    assert torch.allclose(cache[f"blocks.{layer}.mlp_out"][0, 2], value, atol=1e-4)
+    _, cache = run_with_cache(model, tokens[None], names=[f"blocks.{layer}.hook_mlp_out",
+                                                          f"blocks.{layer}.mlp.hook_post"])
+    assert torch.allclose(cache[f"blocks.{layer}.mlp.hook_post"][0, 2], key)
+    assert torch.allclose(cache[f"blocks.{layer}.hook_mlp_out"][0, 2], value, atol=1e-4)
     # The edited weights do what the optimised value did (up to the optimiser's last step).
     assert abs(_target_prob(model, tokens, target) - reached) < 0.1 * reached
     restore(model, layer, old)

@@ -19,7 +19,7 @@ def trace_one_at_a_time(model, tokens, subject, target, kind, window, scale, sam
         return torch.cat([embed[:, :start], embed[:, start:stop] + noise, embed[:, stop:]], dim=1)
 
     def answer_prob(patches):
-        with patched(model, {"embed": noisy, **patches}), torch.no_grad():
+        with patched(model, {"hook_embed": noisy, **patches}), torch.no_grad():
             return model(batch).logits[:, -1].softmax(-1)[:, target].mean().item()
 
     _, clean = run_with_cache(model, tokens[None])

@@ -74,8 +74,8 @@ def test_head_scores_recognise_exact_heads(scratch_zoo):
     length = 10
     tokens = torch.randint(2, 50, (3, length), generator=torch.Generator().manual_seed(0))
     tokens = torch.cat([torch.zeros(3, 1, dtype=torch.long), tokens, tokens], dim=1)
-    with patched(model, {"blocks.0.attn.pattern": _pattern_patch(1),
-                         "blocks.1.attn.pattern": _pattern_patch(length - 1)}):
+    with patched(model, {"blocks.0.attn.hook_pattern": _pattern_patch(1),
+                         "blocks.1.attn.hook_pattern": _pattern_patch(length - 1)}):
         previous, induction = head_scores(model, tokens)
     assert torch.allclose(previous[0], torch.ones(4)) and torch.allclose(induction[1], torch.ones(4))
     assert previous[1].max() < 0.2 and induction[0].max() < 0.2
@@ -89,7 +89,7 @@ def test_mean_ablation_and_copy_losses(scratch_zoo):
     patches = mean_ablation(model, tokens, [(1, 0), (1, 2)])
     from reference_impl.hooks import run_with_cache
 
-    _, cache = run_with_cache(model, tokens, names=["blocks.1.attn.z"], patches=patches)
-    z = cache["blocks.1.attn.z"]
+    _, cache = run_with_cache(model, tokens, names=["blocks.1.attn.hook_z"], patches=patches)
+    z = cache["blocks.1.attn.hook_z"]
     assert torch.allclose(z[:, :, 0], z[:1, :1, 0].expand_as(z[:, :, 0]))
     assert not torch.allclose(z[:, :, 1], z[:1, :1, 1].expand_as(z[:, :, 1]))

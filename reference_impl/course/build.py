@@ -106,11 +106,19 @@ def hidden_seeds(chapter, exercise):
 
 
 def check_source(chapter, exercise):
+    """A check cell. It looks the function up with ``globals().get`` so that, when the answer
+    cell never ran to the end, the check says so rather than raising a NameError."""
     check = f"check_{exercise}"
     seeds = hidden_seeds(chapter, exercise)
+    answer = f'globals().get("{exercise}")'
     return (f"from {chapter.checks_module} import {check}\n\n"
-            f"{check}({exercise})\n"
-            f"{BEGIN_HIDDEN}\n{check}({exercise}, seeds={seeds})\n{END_HIDDEN}")
+            f"{check}({answer})\n"
+            f"{BEGIN_HIDDEN}\n{check}({answer}, seeds={seeds})\n{END_HIDDEN}")
+
+
+def released_check_source(chapter, exercise):
+    """The check cell as the learner's notebook has it (nbgrader removes the hidden tests)."""
+    return check_source(chapter, exercise).split(BEGIN_HIDDEN)[0].rstrip("\n")
 
 
 def _nbgrader_metadata(grade_id, *, grade, solution, locked, points=None):

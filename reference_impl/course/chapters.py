@@ -9,6 +9,14 @@ import reference_impl
 REPO_ROOT = Path(reference_impl.__file__).resolve().parent.parent
 
 
+def repository_root(start):
+    """The clone of the course that ``start`` lies in, or the installed package's clone."""
+    for folder in (start.resolve(), *start.resolve().parents):
+        if (folder / "chapters").is_dir() and (folder / "reference_impl").is_dir():
+            return folder
+    return REPO_ROOT
+
+
 @dataclass(frozen=True)
 class Chapter:
     number: str  # two digits, e.g. "01"

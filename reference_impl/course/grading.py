@@ -9,10 +9,13 @@ scores a test cell with any stderr output as zero).
 """
 
 import contextlib
+import functools
+import importlib
 import io
 import os
 import signal
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -94,11 +97,15 @@ def solution_module_use(fn, module_name, _seen=None):
     """Return a description of how ``fn`` reaches ``module_name``, or None if it does not.
 
     Looks at where the function was defined, at modules it imports inside its body, and at the
-    globals it reads (following the learner's own helper functions)."""
+    globals it reads (following the learner's own helper functions). Routes this cannot see
+    (``importlib``, ``functools.partial``, ``getattr`` on a module) are caught while the function
+    runs, by ``SolutionCallWatch``."""
     seen = set() if _seen is None else _seen
     if id(fn) in seen:
         return None
     seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        return solution_module_use(fn.func, module_name, seen)
     if getattr(fn, "__module__", None) == module_name:
         return f"it is `{module_name}.{getattr(fn, '__name__', '?')}`"
     fn = getattr(fn, "__func__", fn)
@@ -111,15 +118,20 @@ def solution_module_use(fn, module_name, _seen=None):
         current = stack.pop()
         names.update(current.co_names)
         stack.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
-    for name in names:
-        if name == module_name or name.startswith(module_name + "."):
-            return f"it imports `{module_name}`"
     package, _, leaf = module_name.rpartition(".")
+    for name in names:
+        if name == module_name or name.startswith(module_name + ".") or (
+                name == package and leaf in names):
+            return f"it imports `{module_name}`"
     for name in names:
         value = getattr(fn, "__globals__", {}).get(name)
         if isinstance(value, types.ModuleType):
             if value.__name__ == module_name or (value.__name__ == package and leaf in names):
                 return f"it uses `{module_name}` through the name `{name}`"
+        elif isinstance(value, functools.partial):
+            found = solution_module_use(value, module_name, seen)
+            if found:
+                return f"{found} (through the name `{name}`)"
         elif getattr(value, "__module__", None) == module_name:
             return f"it calls `{module_name}.{name}`"
         elif isinstance(value, types.FunctionType) and value.__module__ in ("__main__", None):
@@ -127,6 +139,55 @@ def solution_module_use(fn, module_name, _seen=None):
             if found:
                 return f"{found} (via your helper `{name}`)"
     return None
+
+
+def _library_paths():
+    """Folders whose code is not the learner's: the course's package, the standard library and
+    installed packages."""
+    paths = {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            paths.add(os.path.abspath(path))
+    return tuple(sorted(paths))
+
+
+_LIBRARY_PATHS = _library_paths()
+
+
+def _is_learner_code(filename):
+    return not (filename.startswith("<frozen") or os.path.abspath(filename).startswith(_LIBRARY_PATHS))
+
+
+class SolutionCallWatch:
+    """While active, notice any call that learner code makes straight into a function of the
+    chapter's solution module, however it got hold of it. Calls the course makes (a reference
+    model's forward pass calling a reference function) and the reference ``dependencies`` the
+    check hands over are allowed."""
+
+    def __init__(self, module_name, allowed=()):
+        self.module_name = module_name
+        module = importlib.import_module(module_name)
+        allowed_codes = {getattr(f, "__code__", None) for f in allowed}
+        self.watched = {value.__code__: name for name, value in vars(module).items()
+                        if isinstance(value, types.FunctionType)
+                        and value.__module__ == module_name and value.__code__ not in allowed_codes}
+        self.found = None
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and self.found is None and frame.f_code in self.watched:
+            caller = frame.f_back
+            if caller is not None and _is_learner_code(caller.f_code.co_filename):
+                self.found = self.watched[frame.f_code]
+
+    @contextlib.contextmanager
+    def watching(self):
+        previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        try:
+            yield self
+        finally:
+            sys.setprofile(previous)
 
 
 def with_reference_dependencies(fn, dependencies):
@@ -140,19 +201,71 @@ def with_reference_dependencies(fn, dependencies):
     return rebound
 
 
-def _tensors_in(value, path):
-    """Yield (path, tensor) for every tensor reachable in arguments we hand to the learner."""
-    if isinstance(value, torch.Tensor):
-        yield path, value
-    elif isinstance(value, torch.nn.Module):
-        for name, tensor in value.state_dict(keep_vars=True).items():
-            yield f"{path}.{name}", tensor
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _tensors_in(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _tensors_in(item, f"{path}[{key!r}]")
+def _same(a, b):
+    """Equal shapes, dtypes and values, NaN counting as equal to NaN."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if torch.equal(a, b):
+        return True
+    return a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all())
+
+
+class _Snapshot:
+    """Copies of everything a check hands the learner's function (and the models in the
+    learner's notebook), to notice a change made in place and undo it, so that a mutating answer
+    loses its own exercise and nothing else."""
+
+    def __init__(self):
+        self.tensors = []  # (what, tensor, copy)
+        self.modules = []  # (what, module, {name: tensor object}, {name: copy})
+
+    def add(self, value, what):
+        """``what`` names the value, with ``{}`` where the path to a part of it goes."""
+        if isinstance(value, torch.Tensor):
+            self.tensors.append((what, value, value.detach().clone()))
+        elif isinstance(value, torch.nn.Module):
+            if any(module is value for _, module, _, _ in self.modules):
+                return
+            state = value.state_dict(keep_vars=True)
+            self.modules.append((what, value, dict(state),
+                                 {name: t.detach().clone() for name, t in state.items()}))
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                self.add(item, what.format(f"[{i}]{{}}"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self.add(item, what.format(f"[{key!r}]{{}}"))
+
+    def changed(self):
+        """What was changed in place, or None."""
+        for what, tensor, before in self.tensors:
+            if not _same(tensor.detach(), before):
+                return what.format("")
+        for what, module, objects, before in self.modules:
+            now = module.state_dict(keep_vars=True)
+            if now.keys() != objects.keys():
+                return what.format("")
+            for name, tensor in now.items():
+                if tensor is not objects[name] or not _same(tensor.detach(), before[name]):
+                    return what.format(f".{name}")
+        return None
+
+    def restore(self):
+        """Put every value back, in the same objects (a replaced parameter is put back too)."""
+        with torch.no_grad():
+            for _, tensor, before in self.tensors:
+                if tensor.shape == before.shape:
+                    tensor.copy_(before)
+            for _, module, objects, before in self.modules:
+                for name, tensor in objects.items():
+                    owner_name, _, leaf = name.rpartition(".")
+                    try:
+                        owner = module.get_submodule(owner_name)
+                    except AttributeError:
+                        continue
+                    table = owner._parameters if leaf in owner._parameters else owner._buffers
+                    table[leaf] = tensor
+                    tensor.copy_(before[name])
 
 
 def _learner_line(exc, fn):
@@ -177,48 +290,74 @@ class Exercise:
 
     def __init__(self, fn, name, solution_module, dependencies=None):
         self.name = name
+        if fn is None:
+            raise CheckFailed(f"`{name}` is not defined: its answer cell did not run to the end "
+                              f"(a syntax error, an exception or the cell's time limit stopped "
+                              f"it), so fix that cell and run it again.")
         if not callable(fn):
             raise CheckFailed(f"`{name}` should be a function, but it is a {type(fn).__name__}: "
                               f"run the cell that defines it and pass the function itself.")
         used = solution_module_use(fn, solution_module)
         if used:
-            raise CheckFailed(f"`{name}` uses the chapter's solution module ({used}), so it earns "
-                              f"no points: write the function yourself.")
+            raise self._solution_used(used)
+        dependencies = dependencies or {}
+        self.watch = SolutionCallWatch(solution_module, allowed=dependencies.values())
+        # The models in the learner's notebook, which the function could change through a global.
+        self.notebook_models = {key: value for key, value in getattr(fn, "__globals__", {}).items()
+                                if isinstance(value, torch.nn.Module)}
         self.fn = with_reference_dependencies(fn, dependencies)
         self.deadline = time.monotonic() + time_limit_seconds()
+
+    def _solution_used(self, how):
+        return CheckFailed(f"`{self.name}` uses the chapter's solution module ({how}), so it "
+                           f"earns no points: write the function yourself.")
 
     def __call__(self, *args, mutable=(), **kwargs):
         """Call the learner's function quietly and within the time limit.
 
-        Raises CheckFailed if it raises, hangs or changes an argument in place (except the
-        positional arguments whose indices are listed in ``mutable``)."""
-        frozen = [(path, tensor, tensor.detach().clone())
-                  for i, arg in enumerate(args) if i not in mutable
-                  for path, tensor in _tensors_in(arg, f"argument {i + 1}")]
-        frozen += [(path, tensor, tensor.detach().clone())
-                   for key, arg in kwargs.items() for path, tensor in _tensors_in(arg, f"`{key}`")]
+        Raises CheckFailed if it raises, hangs, calls into the solution module or changes an
+        argument or a model of the notebook in place (except the positional arguments whose
+        indices are listed in ``mutable``); anything changed in place is restored first."""
+        snapshot = _Snapshot()
+        for i, arg in enumerate(args):
+            if i not in mutable:
+                snapshot.add(arg, f"argument {i + 1}{{}}")
+        for key, arg in kwargs.items():
+            snapshot.add(arg, f"`{key}{{}}`")
+        for key, model in self.notebook_models.items():
+            snapshot.add(model, f"your notebook's `{key}{{}}`")
         remaining = self.deadline - time.monotonic()
+        failure = result = None
         try:
             if remaining <= 0:
                 raise _TimeLimitReached()
-            with captured_output(), time_limit(remaining):
+            with captured_output(), time_limit(remaining), self.watch.watching():
                 result = self.fn(*args, **kwargs)
         except _TimeLimitReached:
-            raise CheckFailed(f"`{self.name}` did not finish within {time_limit_seconds():.0f} s: "
-                              f"look for a loop that never ends.") from None
+            failure = CheckFailed(f"`{self.name}` did not finish within "
+                                  f"{time_limit_seconds():.0f} s: look for a loop that never ends.")
         except NotImplementedError:
-            raise CheckFailed(f"`{self.name}` is not implemented yet: replace "
-                              f"`raise NotImplementedError()` with your code.") from None
-        except CheckFailed:
-            raise
+            failure = CheckFailed(f"`{self.name}` is not implemented yet: replace "
+                                  f"`raise NotImplementedError()` with your code.")
+        except CheckFailed as exc:
+            failure = exc
         except Exception as exc:
-            raise CheckFailed(f"`{self.name}` raised {type(exc).__name__}{_learner_line(exc, self.fn)}: "
-                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else '(no message)'}"
-                              ) from None
-        for path, tensor, before in frozen:
-            if tensor.shape != before.shape or not torch.equal(tensor.detach(), before):
-                raise CheckFailed(f"`{self.name}` changed its input ({path}) in place: work on a "
-                                  f"copy, or use out-of-place operations (x = x + 1, not x += 1).")
+            text = str(exc).strip()
+            failure = CheckFailed(f"`{self.name}` raised {type(exc).__name__}"
+                                  f"{_learner_line(exc, self.fn)}: "
+                                  f"{text.splitlines()[0] if text else '(no message)'}")
+        # Whatever happened, nothing the learner changed in place survives the call.
+        changed = snapshot.changed()
+        if changed:
+            snapshot.restore()
+        if self.watch.found:
+            raise self._solution_used(f"it calls `{self.watch.module_name}.{self.watch.found}`")
+        if changed:
+            what = changed if changed.startswith("your notebook") else f"its input ({changed})"
+            raise CheckFailed(f"`{self.name}` changed {what} in place (now put back): work on a "
+                              f"copy, or use out-of-place operations (x = x + 1, not x += 1).")
+        if failure is not None:
+            raise failure from None
         return result
 
 

@@ -3,19 +3,23 @@
 ``write_course`` lays out ``nbgrader_config.py`` and ``source/<chapter>/exercises.ipynb`` (the
 solution notebook of each chapter) so that the usual nbgrader commands work on it.
 
-``autograde`` runs nbgrader's own autograder one student at a time. When nbgrader cannot grade a
-submission at all (its kernel died, or it hangs outside any cell nbgrader can interrupt), the
-student still gets a row: every check is recorded as zero in the gradebook, with the reason as the
-comment on each check.
+``autograde`` runs nbgrader's own autograder one student at a time. A submission with a cell that
+kills the kernel is graded again with that cell defused, so it costs only its own exercise. When
+nbgrader cannot grade a submission at all (it is not a valid notebook, its kernel dies at every
+attempt, or it hangs outside any cell nbgrader can interrupt), the student still gets a row: every
+check is recorded as zero in the gradebook, with the reason as the comment on each check.
 """
 
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from reference_impl.course.execute import CELL_TIMEOUT
 
 NOTEBOOK = "exercises"  # every assignment holds one notebook, named like the learner's copy
+KERNEL_DIED = "the notebook killed its Python kernel (for example with os._exit or a crash)"
 
 CONFIG = '''\
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -51,7 +55,7 @@ def _reason(log):
     """The sentence of nbgrader's log that says why a submission could not be graded."""
     text = log or ""
     if "DeadKernelError" in text or "Kernel died" in text or "kernel died" in text:
-        return "the notebook killed its Python kernel (for example with os._exit or a crash)"
+        return KERNEL_DIED
     if "UnresponsiveKernelError" in text or "Timeout" in text:
         return "the notebook's kernel stopped responding"
     lines = [line for line in text.splitlines() if "[ERROR]" in line]
@@ -89,19 +93,62 @@ def autograde(directory, assignment, students=None):
     if students is None:
         submitted = root / "submitted"
         students = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
+    timeout = config.Execute.get("timeout", CELL_TIMEOUT)
     outcomes = []
     for student in students:
         result = api.autograde(assignment, student, force=True, create=True)
-        log = result.get("log") or ""
-        # nbgrader reports a submission it gave up on in its log (interrupted cells are
-        # logged as errors too, but those submissions were graded).
-        if result["success"] and "Removing failed assignment" not in log:
+        folder = root / "submitted" / student / assignment
+        # nbgrader only says "see the above traceback" of a file that is not a notebook.
+        invalid = _invalid_notebook(folder)
+        reason = invalid or _failure(result)
+        if reason == KERNEL_DIED:
+            result, reason = _grade_past_kernel_deaths(api, assignment, student, folder, timeout)
+        if reason:
+            _record_zero(root, assignment, student, reason)
+            outcomes.append(Outcome(student, False, reason))
+        else:
             outcomes.append(Outcome(student, True))
-            continue
-        reason = _reason((result.get("error") or "") + "\n" + log)
-        _record_zero(root, assignment, student, reason)
-        outcomes.append(Outcome(student, False, reason))
     return outcomes
+
+
+def _failure(result):
+    """Why nbgrader could not grade a submission, or "" when it did."""
+    log = result.get("log") or ""
+    # nbgrader reports a submission it gave up on in its log (interrupted cells are logged as
+    # errors too, but those submissions were graded).
+    if result["success"] and "Removing failed assignment" not in log:
+        return ""
+    return _reason((result.get("error") or "") + "\n" + log)
+
+
+def _grade_past_kernel_deaths(api, assignment, student, folder, timeout):
+    """Grade again with the cells that kill the kernel defused (see execute.defuse), so that
+    such a cell costs only its own exercise; the student's files are left as they were."""
+    from reference_impl.course.execute import execute
+
+    path = folder / f"{NOTEBOOK}.ipynb"
+    execution = execute(path, cell_timeout=timeout)
+    if execution.kernel_died or not execution.skipped:
+        return None, KERNEL_DIED
+    original = path.read_bytes()
+    try:
+        nbformat.write(execution.source, path)
+        result = api.autograde(assignment, student, force=True, create=True)
+    finally:
+        path.write_bytes(original)
+    return result, _failure(result)
+
+
+def _invalid_notebook(folder):
+    """Why a submitted notebook cannot be read, or "" when every notebook can."""
+    from reference_impl.course.execute import InvalidNotebook, read_notebook
+
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        try:
+            read_notebook(path)
+        except InvalidNotebook as error:
+            return str(error)
+    return ""
 
 
 def _load_config(root):

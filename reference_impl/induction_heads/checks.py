@@ -63,12 +63,14 @@ def _random_model(seed, n_layer=None):
 
 
 def _models(seed):
-    """The shipped model and a random one, with a repeated batch for each."""
+    """The shipped model and a random one, with a repeated batch for each. The batch size, 5,
+    differs from every model's number of heads (2 to 4) and of layers + 1 (3 or 4), so that an
+    answer with its axes in the wrong order has the wrong shape."""
     cases = []
     for model in (_shipped(), _random_model(seed)):
         g = _generator(seed)
         length = int(torch.randint(4, 12, (), generator=g))
-        cases.append((model, repeated_tokens(model.config.vocab_size, length, 3, g)))
+        cases.append((model, repeated_tokens(model.config.vocab_size, length, 5, g)))
     return cases
 
 
@@ -143,9 +145,9 @@ def check_copy_losses(copy_losses, seeds=VISIBLE_SEEDS):
                 if not isinstance(got, tuple) or len(got) != 2:
                     raise CheckFailed("copy_losses should return a pair (first, second), got "
                                       f"{type(got).__name__}.")
-                hint = ("pass `patches` to run_with_cache; the first copy's loss averages the "
-                        f"predictions of tokens 2 .. L, the second's those of tokens L + 2 .. 2L "
-                        f"(here L = {length})")
+                hint = (("pass `patches` to run_with_cache; " if patches else "")
+                        + "the first copy's loss averages the predictions of tokens 2 .. L, the "
+                        f"second's those of tokens L + 2 .. 2L (here L = {length})")
                 what = (f"copy_losses on {_describe(model)}"
                         f"{' with a head ablated' if patches else ''}")
                 expect_number(got[0], expected[0], f"the first-copy loss of {what}", hint)
@@ -182,8 +184,8 @@ def check_logit_lens(logit_lens, seeds=VISIBLE_SEEDS):
         for model, tokens in _models(seed):
             expect_tensor(learner(model, tokens), ref.logit_lens(model, tokens),
                           f"logit_lens on {_describe(model)}",
-                          "stack blocks.0.resid_pre and every blocks.L.resid_post, then apply "
-                          "model.transformer.ln_f and model.lm_head", atol=1e-4)
+                          "stack blocks.0.hook_resid_pre and every blocks.L.hook_resid_post, "
+                          "then apply model.transformer.ln_f and model.lm_head", atol=1e-4)
     passed("logit_lens", len(seeds))
 
 
@@ -209,7 +211,7 @@ def _patched_activations(patches, model, tokens):
     if not isinstance(patches, dict):
         raise CheckFailed(f"ablation_patches should return a dict {{name: fn}}, got "
                           f"{type(patches).__name__}.")
-    names = [f"blocks.{layer}.attn.z" for layer in range(model.config.n_layer)]
+    names = [f"blocks.{layer}.attn.hook_z" for layer in range(model.config.n_layer)]
     try:
         with captured_output():
             return run_with_cache(model, tokens, names=names, patches=patches)

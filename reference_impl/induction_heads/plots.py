@@ -49,8 +49,9 @@ def plot_copy_losses(loss_by_token, length):
     return fig
 
 
-def plot_head_grids(grids, cmap="viridis", vmin=0, vmax=None, fmt="{:.2f}"):
-    """Side-by-side layer × head heatmaps, annotated: grids is {title: (layers, heads)}."""
+def plot_head_grids(grids, cmap="viridis", vmin=0, vmax=None, fmt="{:.2f}", rows="layer",
+                    columns="head"):
+    """Side-by-side annotated heatmaps, by default layer × head: grids is {title: (rows, columns)}."""
     fig, axes = plt.subplots(1, len(grids), figsize=(3.6 * len(grids), 2.6), squeeze=False)
     for ax, (title, grid) in zip(axes[0], grids.items()):
         grid = torch.as_tensor(grid).detach().float().numpy()
@@ -59,8 +60,8 @@ def plot_head_grids(grids, cmap="viridis", vmin=0, vmax=None, fmt="{:.2f}"):
             ax.text(head, layer, fmt.format(value), ha="center", va="center", fontsize=8,
                     color="white" if image.norm(value) < 0.6 else "black")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("head")
-        ax.set_ylabel("layer")
+        ax.set_xlabel(columns)
+        ax.set_ylabel(rows)
         ax.set_xticks(range(grid.shape[1]))
         ax.set_yticks(range(grid.shape[0]))
     fig.tight_layout()

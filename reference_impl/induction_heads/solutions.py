@@ -41,11 +41,11 @@ def detector_scores(pattern):
 
 def detect_heads(cache, threshold=DETECTOR_THRESHOLD):
     """{detector: ["layer.head", ...]}: the heads whose detector score is at least ``threshold``,
-    from a cache holding every layer's ``blocks.L.attn.pattern``."""
+    from a cache holding every layer's ``blocks.L.attn.hook_pattern``."""
     found = {name: [] for name in DETECTORS}
     layer = 0
-    while f"blocks.{layer}.attn.pattern" in cache:
-        scores = detector_scores(cache[f"blocks.{layer}.attn.pattern"])
+    while f"blocks.{layer}.attn.hook_pattern" in cache:
+        scores = detector_scores(cache[f"blocks.{layer}.attn.hook_pattern"])
         for name, row in zip(DETECTORS, scores):
             found[name] += [f"{layer}.{head}" for head in range(len(row)) if row[head] >= threshold]
         layer += 1
@@ -95,8 +95,8 @@ def head_scores(model, tokens):
     Returns two (layers, heads) tensors: (previous, induction).
     """
     length = (tokens.shape[1] - 1) // 2
-    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.pattern"))
-    patterns = torch.stack([cache[f"blocks.{layer}.attn.pattern"]
+    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.hook_pattern"))
+    patterns = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"]
                             for layer in range(model.config.n_layer)])  # (layer, batch, head, q, k)
     previous = torch.stack([detector_scores(pattern)[1] for pattern in patterns])
     # diagonal(offset=-k)[..., j] is the attention from query j + k to key j.
@@ -111,13 +111,13 @@ def head_scores(model, tokens):
 def logit_lens(model, tokens):
     """Read the residual stream after the embedding and after every layer as if it were the last.
 
-    Take ``blocks.0.resid_pre`` and every ``blocks.L.resid_post``, apply the final LayerNorm
-    ``model.transformer.ln_f`` (or nothing, if the model has none) and the unembedding
+    Take ``blocks.0.hook_resid_pre`` and every ``blocks.L.hook_resid_post``, apply the final
+    LayerNorm ``model.transformer.ln_f`` (or nothing, if the model has none) and the unembedding
     ``model.lm_head``. Returns (layers + 1, batch, pos, vocab) logits; the last stage is the
     model's own output.
     """
-    names = ["blocks.0.resid_pre"] + [f"blocks.{layer}.resid_post"
-                                      for layer in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post"
+                                           for layer in range(model.config.n_layer)]
     _, cache = run_with_cache(model, tokens, names=names)
     resid = torch.stack([cache[name] for name in names])
     ln_f = getattr(model.transformer, "ln_f", None) or torch.nn.Identity()
@@ -144,26 +144,28 @@ def attribution_labels(model):
 def direct_logit_attribution(model, tokens):
     """Split the logit of every actual next token into what each component wrote directly.
 
-    The final residual stream (``blocks.{n_layer-1}.resid_post``) is a sum: the token embedding
-    (``embed``), the position embedding (``pos_embed``), every head's output
-    (``blocks.L.attn.result``) and the rest (output biases, MLPs if any). The final LayerNorm is
-    linear once its scale σ is frozen at its value on the real final residual x:
+    The final residual stream (``blocks.{n_layer-1}.hook_resid_post``) is a sum: the token
+    embedding (``hook_embed``), the position embedding (``hook_pos_embed``), every head's output
+    (``blocks.L.attn.hook_result``) and the rest (output biases, MLPs if any). The final LayerNorm
+    is linear once its scale σ is frozen at its value on the real final residual x:
     ``ln_f(c) = (c - mean(c)) / σ(x) · γ`` for each component c, with
-    ``σ(x) = sqrt(var(x) + ε)`` (biased variance over d_model, ε = ``ln_f.eps``); ln_f's bias β
-    goes to the rest. A component's contribution to the logit of token t is
-    ``ln_f(c) · W_U[t]`` with ``W_U = model.lm_head.weight``.
+    ``σ(x) = sqrt(var(x) + ε)`` (biased variance over d_model, ε = ``ln_f.eps``), which the cache
+    holds as ``ln_final.hook_scale`` (batch, pos, 1); ln_f's bias β goes to the rest. A
+    component's contribution to the logit of token t is ``ln_f(c) · W_U[t]`` with
+    ``W_U = model.lm_head.weight``.
     Returns (batch, pos - 1, components), in the order of ``attribution_labels(model)``, for the
     tokens 1 .. pos - 1; the contributions add up to the logits.
     """
-    last = f"blocks.{model.config.n_layer - 1}.resid_post"
-    results = [f"blocks.{layer}.attn.result" for layer in range(model.config.n_layer)]
-    _, cache = run_with_cache(model, tokens, names=["embed", "pos_embed", last] + results)
+    last = f"blocks.{model.config.n_layer - 1}.hook_resid_post"
+    results = [f"blocks.{layer}.attn.hook_result" for layer in range(model.config.n_layer)]
+    names = ["hook_embed", "hook_pos_embed", last, "ln_final.hook_scale"] + results
+    _, cache = run_with_cache(model, tokens, names=names)
     resid = cache[last]
-    parts = torch.cat([cache["embed"][:, :, None], cache["pos_embed"].expand_as(resid)[:, :, None],
+    parts = torch.cat([cache["hook_embed"][:, :, None], cache["hook_pos_embed"][:, :, None],
                        *[cache[name] for name in results]], dim=2)  # (batch, pos, part, d_model)
     parts = torch.cat([parts, (resid - parts.sum(dim=2))[:, :, None]], dim=2)
     ln_f = model.transformer.ln_f
-    scale = (resid.var(dim=-1, unbiased=False) + ln_f.eps).sqrt()[:, :, None, None]
+    scale = cache["ln_final.hook_scale"][:, :, None]  # (batch, pos, 1, 1)
     normed = (parts - parts.mean(dim=-1, keepdim=True)) / scale * ln_f.weight.detach()
     normed[:, :, -1] += ln_f.bias.detach()
     unembed = model.lm_head.weight.detach()[tokens[:, 1:]]  # (batch, pos - 1, d_model)
@@ -177,12 +179,12 @@ def direct_logit_attribution(model, tokens):
 def ablation_patches(model, tokens, heads, method="mean"):
     """Patches that knock out heads, for ``run_with_cache(..., patches=...)`` or ``patched``.
 
-    heads: a list of (layer, head). Each chosen head's output ``blocks.L.attn.z`` (batch, pos,
-    head, d_head) is replaced by zeros (``method="zero"``) or by its mean over the batch and the
-    positions of a clean run on ``tokens`` (``method="mean"``); the other heads are untouched.
+    heads: a list of (layer, head). Each chosen head's output ``blocks.L.attn.hook_z`` (batch,
+    pos, head, d_head) is replaced by zeros (``method="zero"``) or by its mean over the batch and
+    the positions of a clean run on ``tokens`` (``method="mean"``); the other heads are untouched.
     Returns {name: fn(z, name) -> new z} with one entry per layer that has a chosen head.
     """
-    names = sorted({f"blocks.{layer}.attn.z" for layer, _ in heads})
+    names = sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads})
     _, cache = run_with_cache(model, tokens, names=names)
     patches = {}
     for name in names:

@@ -15,7 +15,8 @@ def plot_gram_and_norms(W, interference, titles):
     colours = plt.cm.viridis
     for i in range(n_instances):
         gram = (W[i].T @ W[i]).numpy()
-        axes[0, i].imshow(gram, cmap="RdBu", vmin=-1.2, vmax=1.2)
+        # Reversed so that red is positive and blue negative, as the chapter describes it.
+        gram_image = axes[0, i].imshow(gram, cmap="RdBu_r", vmin=-1.2, vmax=1.2)
         axes[0, i].set_title(titles[i], fontsize=9)
         axes[0, i].set_xticks([])
         axes[0, i].set_yticks([])
@@ -27,6 +28,7 @@ def plot_gram_and_norms(W, interference, titles):
         axes[1, i].set_yticks([])
         axes[1, i].set_xlabel("‖W_i‖", fontsize=8)
     axes[0, 0].set_ylabel("WᵀW")
+    fig.colorbar(gram_image, ax=axes[0, :].tolist(), shrink=0.8).set_label("W_i · W_j")
     axes[1, 0].set_ylabel("features (most important on top)")
     bar = fig.colorbar(plt.cm.ScalarMappable(cmap=colours), ax=axes[1, :].tolist(), shrink=0.8)
     bar.set_label("interference / ‖W_i‖²")

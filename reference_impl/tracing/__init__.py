@@ -11,8 +11,9 @@ its first layer, so that pass starts from the corrupted residual stream entering
 runs only the blocks above. Every noisy copy uses the same noise for every restoration, so the
 grid compares like with like.
 
-Sites (``kind``): ``"resid"`` restores the residual stream leaving a block (``resid_post``),
-``"mlp"`` the MLP's output (``mlp_out``), ``"attn"`` the attention output (``attn_out``).
+Sites (``kind``): ``"resid"`` restores the residual stream leaving a block (``hook_resid_post``),
+``"mlp"`` the MLP's output (``hook_mlp_out``), ``"attn"`` the attention output
+(``hook_attn_out``).
 """
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import torch
 
 from reference_impl.hooks import hook_names, patched, run_with_cache
 
-SITES = {"resid": "resid_post", "mlp": "mlp_out", "attn": "attn_out"}
+SITES = {"resid": "hook_resid_post", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
 
 
 @dataclass
@@ -94,9 +95,9 @@ def trace(model, tokens, subject, target, kind="resid", window=1, scale=None, sa
 
     # The corrupted run, once: every restoration computes the same thing below its first layer,
     # so each group of restorations starts from the corrupted residual stream entering it.
-    entering = [f"blocks.{layer}.resid_pre" for layer in range(n_layers)]
+    entering = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
     logits, corrupted = run_with_cache(model, tokens[None].expand(samples, -1), names=entering,
-                                       patches={"embed": _add_noise(noise, start, stop)})
+                                       patches={"hook_embed": _add_noise(noise, start, stop)})
     corrupted_prob = logits[:, -1].softmax(-1)[:, target].mean().item()
 
     restored = torch.zeros(n_layers - window + 1, len(positions))

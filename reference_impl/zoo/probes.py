@@ -12,11 +12,11 @@ from reference_impl.hooks import run_with_cache
 @torch.no_grad()
 def name_probe_accuracies(model, tokenizer, world, relations, layers, seed=0):
     """``{relation: {layer: accuracy}}``: a logistic-regression probe for each attribute, read
-    from ``blocks.{layer}.resid_post`` at "Last" in "[BOS] First Last", trained on 80 % of the
+    from ``blocks.{layer}.hook_resid_post`` at "Last" in "[BOS] First Last", trained on 80 % of the
     people (a seeded shuffle) and scored on the other 20 %."""
     people = [p.name for p in world.people]
     names = torch.tensor([tokenizer(name).input_ids for name in people])
-    _, cache = run_with_cache(model, names, names=[f"blocks.{l}.resid_post" for l in layers])
+    _, cache = run_with_cache(model, names, names=[f"blocks.{l}.hook_resid_post" for l in layers])
     order = list(range(len(people)))
     random.Random(seed).shuffle(order)
     cut = int(0.8 * len(order))
@@ -26,7 +26,7 @@ def name_probe_accuracies(model, tokenizer, world, relations, layers, seed=0):
         labels = np.array([world.lookup(name, relation) for name in people])
         accuracies[relation] = {}
         for layer in layers:
-            x = cache[f"blocks.{layer}.resid_post"][:, -1].numpy()
+            x = cache[f"blocks.{layer}.hook_resid_post"][:, -1].numpy()
             probe = LogisticRegression(max_iter=2000).fit(x[train], labels[train])
             accuracies[relation][layer] = probe.score(x[test], labels[test])
     return accuracies

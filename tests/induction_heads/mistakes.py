@@ -114,8 +114,8 @@ def copy_losses_tensors(model, tokens, patches=None):
 # head_scores ----------------------------------------------------------------------------------
 
 def _patterns(model, tokens):
-    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.pattern"))
-    return torch.stack([cache[f"blocks.{layer}.attn.pattern"]
+    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.hook_pattern"))
+    return torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"]
                         for layer in range(model.config.n_layer)])
 
 
@@ -154,8 +154,8 @@ def head_scores_mean_over_heads(model, tokens):
 
 def head_scores_two_layers(model, tokens):
     length = (tokens.shape[1] - 1) // 2
-    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.pattern"))
-    patterns = torch.stack([cache[f"blocks.{layer}.attn.pattern"] for layer in (0, 1)])
+    _, cache = run_with_cache(model, tokens, names=lambda name: name.endswith("attn.hook_pattern"))
+    patterns = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in (0, 1)])
     previous = torch.stack([detector_scores(p)[1] for p in patterns])
     induction = patterns.diagonal(offset=1 - length, dim1=-2, dim2=-1)[..., 2:]
     return previous, induction.mean(dim=(1, 3))
@@ -169,32 +169,37 @@ def _resid(model, tokens, names):
 
 
 def logit_lens_without_ln_f(model, tokens):
-    names = ["blocks.0.resid_pre"] + [f"blocks.{l}.resid_post" for l in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post"
+                                           for l in range(model.config.n_layer)]
     with torch.no_grad():
         return model.lm_head(_resid(model, tokens, names))
 
 
 def logit_lens_plain_layer_norm(model, tokens):
-    names = ["blocks.0.resid_pre"] + [f"blocks.{l}.resid_post" for l in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post"
+                                           for l in range(model.config.n_layer)]
     resid = _resid(model, tokens, names)
     with torch.no_grad():
         return model.lm_head(torch.nn.functional.layer_norm(resid, resid.shape[-1:]))
 
 
 def logit_lens_tied_unembedding(model, tokens):
-    names = ["blocks.0.resid_pre"] + [f"blocks.{l}.resid_post" for l in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post"
+                                           for l in range(model.config.n_layer)]
     with torch.no_grad():
         return model.transformer.ln_f(_resid(model, tokens, names)) @ model.transformer.wte.weight.T
 
 
 def logit_lens_after_attention(model, tokens):
-    names = ["blocks.0.resid_pre"] + [f"blocks.{l}.resid_mid" for l in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_mid"
+                                           for l in range(model.config.n_layer)]
     with torch.no_grad():
         return model.lm_head(model.transformer.ln_f(_resid(model, tokens, names)))
 
 
 def logit_lens_batch_first(model, tokens):
-    names = ["blocks.0.resid_pre"] + [f"blocks.{l}.resid_post" for l in range(model.config.n_layer)]
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post"
+                                           for l in range(model.config.n_layer)]
     with torch.no_grad():
         return model.lm_head(model.transformer.ln_f(_resid(model, tokens, names))).transpose(0, 1)
 
@@ -204,12 +209,12 @@ def logit_lens_batch_first(model, tokens):
 def _dla(model, tokens, fresh_scale=False, centre=True, gamma=True, beta=True, unbiased=False,
          skip_pos_embed=False, current_token=False):
     n = model.config.n_layer
-    last = f"blocks.{n - 1}.resid_post"
-    results = [f"blocks.{l}.attn.result" for l in range(n)]
-    _, cache = run_with_cache(model, tokens, names=["embed", "pos_embed", last] + results)
+    last = f"blocks.{n - 1}.hook_resid_post"
+    results = [f"blocks.{l}.attn.hook_result" for l in range(n)]
+    _, cache = run_with_cache(model, tokens, names=["hook_embed", "hook_pos_embed", last] + results)
     resid = cache[last]
-    pos = torch.zeros_like(resid) if skip_pos_embed else cache["pos_embed"].expand_as(resid)
-    parts = torch.cat([cache["embed"][:, :, None], pos[:, :, None],
+    pos = torch.zeros_like(resid) if skip_pos_embed else cache["hook_pos_embed"]
+    parts = torch.cat([cache["hook_embed"][:, :, None], pos[:, :, None],
                        *[cache[name] for name in results]], dim=2)
     parts = torch.cat([parts, (resid - parts.sum(dim=2))[:, :, None]], dim=2)
     ln_f = model.transformer.ln_f
@@ -256,7 +261,7 @@ def dla_current_token(model, tokens):
 
 def _ablation(model, tokens, heads, method, mean_dims=(0, 1), whole_layer=False, axis=2,
               always_zero=False):
-    names = sorted({f"blocks.{layer}.attn.z" for layer, _ in heads})
+    names = sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads})
     _, cache = run_with_cache(model, tokens, names=names)
     patches = {}
     for name in names:
@@ -555,40 +560,105 @@ def head_weights_in_place(model, layer):
     return _split(model, layer, attn.c_attn.weight.detach(), attn.c_proj.weight.detach())
 
 
+# Each mistake, with a fragment of the message that must reject it: the reason it was written for.
 MISTAKES = {
-    "detector_scores": [detector_scores_every_query, detector_scores_next_token,
-                        detector_scores_last_key_as_first, detector_scores_heads_averaged,
-                        detector_scores_transposed, detector_scores_summed],
-    "next_token_log_probs": [log_probs_softmax_over_positions, log_probs_without_log,
-                             log_probs_current_token, log_probs_shifted_logits,
-                             log_probs_raw_logits, log_probs_as_loss],
-    "copy_losses": [copy_losses_with_first_tokens, copy_losses_off_by_one,
-                    copy_losses_ignores_patches, copy_losses_log_probs, copy_losses_tensors],
-    "head_scores": [head_scores_duplicate_token_offset, head_scores_whole_diagonal,
-                    head_scores_swapped, head_scores_mean_over_heads, head_scores_two_layers],
-    "logit_lens": [logit_lens_without_ln_f, logit_lens_plain_layer_norm,
-                   logit_lens_tied_unembedding, logit_lens_after_attention,
-                   logit_lens_batch_first],
-    "direct_logit_attribution": [dla_scale_per_component, dla_not_centred, dla_without_ln_weight,
-                                 dla_without_ln_bias, dla_unbiased_variance,
-                                 dla_position_embedding_forgotten, dla_current_token],
-    "ablation_patches": [ablation_always_zero, ablation_mean_over_batch_only,
-                         ablation_mean_over_positions_only, ablation_whole_layer,
-                         ablation_positions_for_heads, ablation_first_layer_only],
-    "head_weights": [head_weights_linear_convention, head_weights_wrong_head_split,
-                     head_weights_k_for_q, head_weights_output_columns, head_weights_with_bias,
-                     head_weights_in_place],
-    "ov_circuit": [ov_circuit_tied_unembedding, ov_circuit_transposed_weights,
-                   ov_circuit_qk_weights, ov_circuit_transposed_result, ov_circuit_with_positions],
-    "copying_score": [copying_score_real_parts, copying_score_singular_values,
-                      copying_score_symmetric, copying_score_abs_of_sum, copying_score_diagonal],
-    "positional_qk_circuit": [positional_qk_transposed, positional_qk_scaled,
-                              positional_qk_queries_only, positional_qk_token_embeddings],
-    "k_composition_scores": [k_composition_no_transpose, k_composition_q_composition,
-                             k_composition_reader_rows, k_composition_unnormalised,
-                             k_composition_fixed_layers, k_composition_v_composition],
-    "phase_change_step": [phase_change_including_layer_0, phase_change_index,
-                          phase_change_strictly_above, phase_change_mean_over_heads,
-                          phase_change_last_crossing, phase_change_previous_token_scores,
-                          phase_change_minus_one_when_never],
+    "detector_scores": {
+        detector_scores_every_query: "has wrong values",
+        detector_scores_next_token: "has wrong values",
+        detector_scores_last_key_as_first: "has wrong values",
+        detector_scores_heads_averaged: "expected shape",
+        detector_scores_transposed: "expected shape",
+        detector_scores_summed: "has wrong values",
+    },
+    "next_token_log_probs": {
+        log_probs_softmax_over_positions: "has wrong values",
+        log_probs_without_log: "has wrong values",
+        log_probs_current_token: "has wrong values",
+        log_probs_shifted_logits: "has wrong values",
+        log_probs_raw_logits: "has wrong values",
+        log_probs_as_loss: "has wrong values",
+    },
+    "copy_losses": {
+        copy_losses_with_first_tokens: "-copy loss of copy_losses",
+        copy_losses_off_by_one: "-copy loss of copy_losses",
+        copy_losses_ignores_patches: "with a head ablated: expected",
+        copy_losses_log_probs: "-copy loss of copy_losses",
+        copy_losses_tensors: "should be a number",
+    },
+    "head_scores": {
+        head_scores_duplicate_token_offset: "the induction scores of",
+        head_scores_whole_diagonal: "the induction scores of",
+        head_scores_swapped: "the previous-token scores of",
+        head_scores_mean_over_heads: "expected shape",
+        head_scores_two_layers: "3-layer model",
+    },
+    "logit_lens": {
+        logit_lens_without_ln_f: "has wrong values",
+        logit_lens_plain_layer_norm: "has wrong values",
+        logit_lens_tied_unembedding: "has wrong values",
+        logit_lens_after_attention: "and MLPs has wrong values",
+        logit_lens_batch_first: "expected shape",
+    },
+    "direct_logit_attribution": {
+        dla_scale_per_component: "has wrong values",
+        dla_not_centred: "has wrong values",
+        dla_without_ln_weight: "has wrong values",
+        dla_without_ln_bias: "has wrong values",
+        dla_unbiased_variance: "has wrong values",
+        dla_position_embedding_forgotten: "has wrong values",
+        dla_current_token: "has wrong values",
+    },
+    "ablation_patches": {
+        ablation_always_zero: "when mean-ablating",
+        ablation_mean_over_batch_only: "when mean-ablating",
+        ablation_mean_over_positions_only: "when mean-ablating",
+        ablation_whole_layer: "has wrong values",
+        ablation_positions_for_heads: "has wrong values",
+        ablation_first_layer_only: "has wrong values",
+    },
+    "head_weights": {
+        head_weights_linear_convention: "has wrong values",
+        head_weights_wrong_head_split: "has wrong values",
+        head_weights_k_for_q: "W_Q of layer",
+        head_weights_output_columns: "W_O of layer",
+        head_weights_with_bias: "has wrong values",
+        head_weights_in_place: "changed its input",
+    },
+    "ov_circuit": {
+        ov_circuit_tied_unembedding: "has wrong values",
+        ov_circuit_transposed_weights: "has wrong values",
+        ov_circuit_qk_weights: "has wrong values",
+        ov_circuit_transposed_result: "has wrong values",
+        ov_circuit_with_positions: "has wrong values",
+    },
+    "copying_score": {
+        copying_score_real_parts: "copying_score of a random matrix",
+        copying_score_singular_values: "copying_score of a random matrix",
+        copying_score_symmetric: "copying_score of a random matrix",
+        copying_score_abs_of_sum: "expected -",  # a negative score comes out positive
+        copying_score_diagonal: "copying_score of a random matrix",
+    },
+    "positional_qk_circuit": {
+        positional_qk_transposed: "has wrong values",
+        positional_qk_scaled: "has wrong values",
+        positional_qk_queries_only: "has wrong values",
+        positional_qk_token_embeddings: "has wrong values",
+    },
+    "k_composition_scores": {
+        k_composition_no_transpose: "has wrong values",
+        k_composition_q_composition: "has wrong values",
+        k_composition_reader_rows: "has wrong values",
+        k_composition_unnormalised: "has wrong values",
+        k_composition_fixed_layers: "writer=1, reader=2",
+        k_composition_v_composition: "has wrong values",
+    },
+    "phase_change_step": {
+        phase_change_including_layer_0: "expected the step",
+        phase_change_index: "expected the step",
+        phase_change_strictly_above: "expected the step",
+        phase_change_mean_over_heads: "expected the step",
+        phase_change_last_crossing: "expected the step",
+        phase_change_previous_token_scores: "expected the step",
+        phase_change_minus_one_when_never: "should return None",
+    },
 }

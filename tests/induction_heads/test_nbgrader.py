@@ -1,19 +1,35 @@
 """The chapter 03 round trip through real nbgrader, with a small class: generate_assignment,
-autograde a full, an empty, a half-done and a crashing submission, export grades, check scores."""
+autograde a full, an empty, a half-done and a model-wrecking submission, export grades, check
+scores."""
 
 import pytest
 
 from reference_impl.course.build import exercises
-from tests.nbgrader_class import check_output, core_submissions, grade_class
+from tests.nbgrader_class import (answers_of, body_prefixed, check_output, core_submissions,
+                                  grade_class, with_answers)
 
 ASSIGNMENT = "03_induction_heads"
 HALF = ["detector_scores", "copy_losses", "logit_lens", "ablation_patches", "ov_circuit",
         "positional_qk_circuit"]
 RAISES = "direct_logit_attribution"
+# mallory's head_weights fills the model it is given with NaN. The notebook's experiments call it
+# on the notebook's own model, and a later cell's torch.linalg.eigvals then crashes the kernel.
+WRECKS = "head_weights"
 
 
 def _submissions(solution, release):
-    return core_submissions(solution, release, HALF, RAISES)
+    answer = answers_of(solution)
+    return {
+        **core_submissions(solution, release),
+        # Half the exercises done, one of the others raising, the rest left as stubs.
+        "carol": with_answers(release, {**{name: answer[name] for name in HALF},
+                                        RAISES: body_prefixed(answer[RAISES],
+                                                              ['raise ValueError("I gave up")'])}),
+        "mallory": with_answers(solution, {WRECKS: body_prefixed(answer[WRECKS], [
+            "with torch.no_grad():",
+            "    for parameter in model.parameters():",
+            "        parameter.fill_(float('nan'))"])}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +55,13 @@ def test_scores(graded_class, points):
     assert all(o.success for o in outcomes.values())
     assert scores["alice"] == total
     assert scores["bob"] == 0
-    # Half the exercises done, the others left as stubs: the later cells that use the missing
-    # functions fail, and each exercise is still graded on its own.
+    # The later cells that use the missing functions fail, and each exercise is still graded on
+    # its own.
     assert scores["carol"] == sum(points[name] for name in HALF)
-    assert scores["dave"] == total - points[RAISES]
-    assert "raised ValueError" in check_output(course, ASSIGNMENT, "dave", RAISES)
+    assert "raised ValueError" in check_output(course, ASSIGNMENT, "carol", RAISES)
+
+
+def test_a_model_wrecking_answer_loses_only_its_own_points(graded_class, points):
+    course, _, scores = graded_class
+    assert scores["mallory"] == sum(points.values()) - points[WRECKS]
+    assert "in place (now put back)" in check_output(course, ASSIGNMENT, "mallory", WRECKS)

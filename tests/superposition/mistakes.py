@@ -84,6 +84,33 @@ def generate_batch_float64(batch_size, density, n_features, generator=None):
     return torch.where(present, torch.rand(shape, generator=generator, dtype=torch.float64), 0.0)
 
 
+def generate_batch_global_rng(batch_size, density, n_features, generator=None):
+    shape = (batch_size, density.shape[0], n_features)
+    present = torch.rand(shape) < density[:, None]  # forgets `generator`: the global RNG
+    return torch.where(present, torch.rand(shape), 0.0)
+
+
+def generate_batch_own_seed(batch_size, density, n_features, generator=None):
+    generator = torch.Generator().manual_seed(0)  # "for reproducibility"
+    shape = (batch_size, density.shape[0], n_features)
+    present = torch.rand(shape, generator=generator) < density[:, None]
+    return torch.where(present, torch.rand(shape, generator=generator), 0.0)
+
+
+def generate_batch_mask_shared_by_instances(batch_size, density, n_features, generator=None):
+    shape = (batch_size, density.shape[0], n_features)
+    # one random number per feature of a sample, compared with each instance's density
+    present = torch.rand(batch_size, 1, n_features, generator=generator) < density[:, None]
+    return torch.where(present, torch.rand(shape, generator=generator), 0.0)
+
+
+def generate_batch_one_magnitude_per_sample(batch_size, density, n_features, generator=None):
+    shape = (batch_size, density.shape[0], n_features)
+    present = torch.rand(shape, generator=generator) < density[:, None]
+    magnitude = torch.rand(batch_size, density.shape[0], 1, generator=generator)
+    return present.float() * magnitude
+
+
 # importance_weighted_loss --------------------------------------------------------------------
 
 def loss_importance_twice(x, x_hat, importance):
@@ -174,6 +201,21 @@ def train_unseeded(model, steps=10_000, batch_size=1024, lr=1e-3, seed=0, progre
         loss.sum().backward()
         optimizer.step()
         history.append(loss.detach())
+    return torch.stack(history)
+
+
+def train_loss_after_update(model, steps=10_000, batch_size=1024, lr=1e-3, seed=0, progress=True):
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        x = generate_batch(batch_size, model.density, model.n_features, generator)  # noqa: F821
+        loss = importance_weighted_loss(x, model(x), model.importance)  # noqa: F821
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+        with torch.no_grad():  # the loss "after learning from this batch"
+            history.append(importance_weighted_loss(x, model(x), model.importance))  # noqa: F821
     return torch.stack(history)
 
 
@@ -364,24 +406,73 @@ def raises_index_error(W, b, x, relu=True):
     return W[99]
 
 
+# Each mistake, with a fragment of the message that must reject it: the reason it was written for.
 MISTAKES = {
-    "reconstruct": [reconstruct_without_bias, reconstruct_always_relu, reconstruct_relu_before_bias,
-                    reconstruct_relu_on_hidden, reconstruct_in_place, raises_index_error],
-    "generate_batch": [generate_batch_sparsity_for_density, generate_batch_ones,
-                       generate_batch_one_mask_per_sample, generate_batch_same_mask_for_batch,
-                       generate_batch_normal, generate_batch_transposed, generate_batch_float64],
-    "importance_weighted_loss": [loss_importance_twice, loss_mean_over_features, loss_not_squared,
-                                 loss_summed_to_scalar, loss_without_importance],
-    "train": [train_without_zero_grad, train_with_sgd, train_on_one_batch, train_new_optimizer_every_step,
-              train_unseeded],
-    "interference": [interference_including_self, interference_unnormalised, interference_rows,
-                     interference_not_squared, interference_nan_for_zero_column, returns_nan],
-    "feature_dimensionality": [dimensionality_unnormalised, dimensionality_excluding_self,
-                               dimensionality_nan_for_zero_column, dimensionality_norm_not_squared,
-                               dimensionality_rows, returns_nan],
-    "dimensions_per_feature": [dims_per_feature_over_n, dims_per_feature_norm_not_squared,
-                               dims_per_feature_all_instances, dims_per_feature_inverted,
-                               returns_list],
-    "classify_phase": [classify_first_feature, classify_squared_norm, classify_ignoring_angle,
-                       classify_rows, classify_ignoring_threshold, classify_float_result],
+    "reconstruct": {
+        reconstruct_without_bias: "relu=True) has wrong values",
+        reconstruct_always_relu: "relu=False) has wrong values",
+        reconstruct_relu_before_bias: "relu=True) has wrong values",
+        reconstruct_relu_on_hidden: "relu=True) has wrong values",
+        reconstruct_in_place: "changed its input (argument 2) in place",
+        raises_index_error: "raised IndexError",
+    },
+    "generate_batch": {
+        generate_batch_sparsity_for_density: "not 1 - density",
+        generate_batch_ones: "magnitudes drawn uniformly from [0, 1]",
+        generate_batch_one_mask_per_sample: "not present independently of each other",
+        generate_batch_same_mask_for_batch: "every sample has the same features present",
+        generate_batch_normal: "magnitudes drawn uniformly from [0, 1]",
+        generate_batch_transposed: "expected shape (4000, 3, 6)",
+        generate_batch_float64: "expected dtype torch.float32",
+        generate_batch_global_rng: "different batches for two generators seeded alike",
+        generate_batch_own_seed: "the same batch for generators seeded differently",
+        generate_batch_mask_shared_by_instances: "correlated across instances",
+        generate_batch_one_magnitude_per_sample: "magnitudes of two features present in the same",
+    },
+    "importance_weighted_loss": {
+        loss_importance_twice: "has wrong values",
+        loss_mean_over_features: "has wrong values",
+        loss_not_squared: "has wrong values",
+        loss_summed_to_scalar: "expected shape",
+        loss_without_importance: "has wrong values",
+    },
+    "train": {
+        train_without_zero_grad: "zero the gradients every step",
+        train_with_sgd: "torch.optim.Adam",
+        train_on_one_batch: "draw a new batch every step",
+        train_new_optimizer_every_step: "create one torch.optim.Adam",
+        train_unseeded: "generator seeded with `seed`",
+        train_loss_after_update: "before the update",
+    },
+    "interference": {
+        interference_including_self: "has wrong values",
+        interference_unnormalised: "has wrong values",
+        interference_rows: "expected shape",
+        interference_not_squared: "has wrong values",
+        interference_nan_for_zero_column: "NaN",
+        returns_nan: "NaN",
+    },
+    "feature_dimensionality": {
+        dimensionality_unnormalised: "has wrong values",
+        dimensionality_excluding_self: "has wrong values",
+        dimensionality_nan_for_zero_column: "NaN",
+        dimensionality_norm_not_squared: "has wrong values",
+        dimensionality_rows: "expected shape",
+        returns_nan: "NaN",
+    },
+    "dimensions_per_feature": {
+        dims_per_feature_over_n: "has wrong values",
+        dims_per_feature_norm_not_squared: "has wrong values",
+        dims_per_feature_all_instances: "has wrong values",
+        dims_per_feature_inverted: "has wrong values",
+        returns_list: "should be a torch.Tensor",
+    },
+    "classify_phase": {
+        classify_first_feature: "has wrong values",
+        classify_squared_norm: "has wrong values",
+        classify_ignoring_angle: "has wrong values",
+        classify_rows: "has wrong values",
+        classify_ignoring_threshold: "threshold=0.8) for W",
+        classify_float_result: "expected dtype torch.int64",
+    },
 }

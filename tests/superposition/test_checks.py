@@ -2,6 +2,7 @@
 solution module and broken dependencies. Reference, stub and mistakes: tests/test_every_check.py."""
 
 import pytest
+import torch
 
 from reference_impl.superposition import checks
 from reference_impl.course.grading import CheckFailed
@@ -83,4 +84,15 @@ def test_each_exercise_is_graded_alone(solution_nb):
 
 def test_not_a_function():
     with pytest.raises(CheckFailed, match="should be a function"):
-        checks.check_reconstruct(None)
+        checks.check_reconstruct(3)
+
+
+def test_the_generate_batch_check_leaves_the_global_random_state_as_it_found_it(solution_nb):
+    """It runs the learner's function under different global seeds, to tell whether the batch
+    comes from `generator` alone."""
+    torch.manual_seed(12345)
+    state = torch.random.get_rng_state()
+    checks.check_generate_batch(notebooks.function_from(solution_nb, "generate_batch"))
+    with pytest.raises(CheckFailed, match="seeded alike"):
+        checks.check_generate_batch(mistakes.generate_batch_global_rng)
+    assert torch.equal(torch.random.get_rng_state(), state)
