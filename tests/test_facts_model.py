@@ -1,15 +1,24 @@
 """facts-6l: its training text, and what the zoo page says its tracing and probes show.
 
-The bars themselves are checked with every other zoo model in ``test_zoo_models.py``."""
+The bars themselves are checked with every other zoo model in ``test_zoo_models.py``; the figures
+the page's prose states are measured here and checked with ``tests.claims``."""
 
+import inspect
 import random
 
 import pytest
 
+from reference_impl import tracing
 from reference_impl.world import BOS_ID, build_tokenizer
 from reference_impl.zoo import facts_model, load_model
 from reference_impl.zoo.training import encode_batch
-from tests.test_zoo_models import measured
+from tests.claims import stated, states
+from tests.test_zoo_models import measured, probe_split, training_log, zoo_section
+
+
+@pytest.fixture(scope="module")
+def text():
+    return zoo_section(facts_model.NAME)
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +26,20 @@ def world_split_asked():
     return facts_model.world_and_people()
 
 
-def test_a_quarter_of_the_people_are_asked_about(world_split_asked):
+def test_a_quarter_of_the_people_are_asked_about(world_split_asked, text):
     world, split, asked = world_split_asked
-    assert len(asked) == 75 == len(world.people) // 4
+    assert len(asked) == len(world.people) // 4  # "a quarter of the world"
+    states(text, "a fact about one of {} *asked* people, a quarter", len(asked))
+    states(text, "The other {} people are only ever described, never asked about",
+           len(world.people) - len(asked))
     assert {p.subject for p in split.train} == asked == {p.subject for p in split.test}
     assert set(facts_model.RELATIONS) == {p.relation for p in split.train}
+    states(text, "{} people, each with a birthplace ({} cities), a job ({}) and a belonging ({})",
+           len(world.people), *(len({world.lookup(p.name, r) for p in world.people})
+                                for r in facts_model.RELATIONS))
 
 
-def test_a_biography_lists_every_attribute_right_after_the_name(world_split_asked):
+def test_a_biography_lists_every_attribute_right_after_the_name(world_split_asked, text):
     world, _, _ = world_split_asked
     rng = random.Random(0)
     person = world.people[0].name
@@ -35,17 +50,23 @@ def test_a_biography_lists_every_attribute_right_after_the_name(world_split_aske
         objects = words[2::2]
         assert sorted(objects) == sorted(world.lookup(person, r) for r in facts_model.RELATIONS)
         firsts.add(objects[0])
-    assert len(firsts) == 3  # the word after the name is any of the attributes
+    assert len(firsts) == len(objects)  # the word after the name is any of the attributes
+    states(text, "the {} attributes in a random order right after the name", len(objects))
 
 
 def test_training_text_mixes_biographies_of_anyone_with_questions_about_the_asked(
-        world_split_asked):
+        world_split_asked, text):
     world, split, asked = world_split_asked
     rng = random.Random(0)
     texts = [facts_model.training_text(world, split, rng) for _ in range(2000)]
     facts = {p.text for p in split.train}
     biographies = [t for t in texts if t not in facts]
-    assert 0.55 < len(biographies) / len(texts) < 0.65
+    share = [facts_model.RECIPE["biography_fraction"],
+             training_log(facts_model.NAME)["recipe"]["biography_fraction"]]
+    states(text, "- {} %: a biography line of any of the {} people", share, len(world.people))
+    states(text, "- {} %: a training paraphrase", [1 - s for s in share])
+    states(text, "- {} %: a biography line", len(biographies) / len(texts), tolerance=0.05,
+           reason="a sample of 2,000 lines, whose share has a standard deviation of about 0.011")
     described = {" ".join(t.split()[:2]) for t in biographies}
     assert len(described - asked) > 200  # biographies cover the people never asked about
 
@@ -70,26 +91,62 @@ def test_rome_requests_ask_for_another_object_of_the_same_kind(world_split_asked
         assert new in kind
 
 
-def test_the_fact_runs_through_the_first_mlp_at_the_subject():
+def test_the_fact_runs_through_the_first_mlp_at_the_subject(text):
     metrics = measured(facts_model.NAME)
-    assert metrics["subject_mlp_window_start"] == 0 and metrics["rome_layer"] == 0
-    # "nearly all of the winning window is the first MLP"
+    assert metrics["subject_mlp_window_start"] == 0  # the winning window starts at the first MLP
+    states(text, "Nearly all of the winning window is the first MLP: the layer-{} MLP at the last "
+                 "name token", [metrics["subject_mlp_window_start"], metrics["rome_layer"]])
     assert metrics["subject_mlp_layer_recovery"] >= 0.9 * metrics["subject_mlp_recovery"]
 
 
-def test_the_attributes_reach_the_name_token_in_blocks_2_to_4():
-    # "the probes read each of them with 90 % accuracy only after block 4"; "the enrichment of
-    # the name with its attributes happens in blocks 2-4"
+def test_the_attributes_reach_the_name_token_in_blocks_2_to_4(text):
     metrics = measured(facts_model.NAME)
+    n_layer = load_model(facts_model.NAME)[0].config.n_layer
+    # "the probes read each of them with 90 % accuracy only after block 4, the last block before
+    # the output one"
+    reads, block = stated(text, "the probes read each of them with {} % accuracy only after "
+                                "block {}, the last block before the output one")
+    assert block == n_layer - 2
+    # "the enrichment of the name with its attributes happens in blocks 2–4": before the first
+    # of them the probes read less than half of the people right
+    first, last = stated(text, "the enrichment of the name with its attributes happens in blocks "
+                               "{}–{}")
+    assert last == block
     for relation in facts_model.RELATIONS:
-        accuracy = [metrics[f"probe_{relation}_block{b}"] for b in range(6)]
-        assert max(accuracy[:2]) < 0.5 and max(accuracy[:4]) < 0.9 <= accuracy[4], relation
-        assert metrics[f"probe_{relation}_layer"] == 4
+        accuracy = [metrics[f"probe_{relation}_block{b}"] for b in range(n_layer)]
+        assert max(accuracy[:int(first)]) < 0.5, relation
+        assert max(accuracy[:int(block)]) < reads <= accuracy[int(block)], relation
+        assert metrics[f"probe_{relation}_layer"] == block
 
 
-def test_the_shipped_model_has_the_shape_the_zoo_page_states():
-    # "6 layers, 4 heads, d_model 96, MLP width 384, 20 positions, 0.7 M parameters"
+def test_the_shipped_model_has_the_shape_the_zoo_page_states(text):
     model, tokenizer = load_model(facts_model.NAME)
     c = model.config
-    assert (c.n_layer, c.n_head, c.n_embd, c.n_inner, c.n_positions) == (6, 4, 96, 384, 20)
-    assert model.num_parameters() == pytest.approx(0.7e6, rel=0.01)
+    states(text, "A GPT-2 with MLPs: {} layers, {} heads, d_model {}, MLP width {}, {} positions, "
+                 "{} M parameters", c.n_layer, c.n_head, c.n_embd, c.n_inner, c.n_positions,
+           model.num_parameters() / 1e6)
+
+
+def test_the_zoo_page_states_the_recipe_the_model_was_trained_with(text):
+    # Training-time figures: what the shipped model's training log recorded.
+    r = training_log(facts_model.NAME)["recipe"]
+    states(text, "AdamW (lr {} after {} warm-up steps, then linear decay to {} %; betas {}/{}, "
+                 "weight decay {}, gradient clipping {}), batch {}, {} steps", r["lr"], r["warmup"],
+           None, *r["betas"], r["weight_decay"], r["grad_clip"], r["batch_size"], r["steps"])
+
+
+def test_the_zoo_page_describes_how_the_bars_are_measured(text, world_split_asked, monkeypatch):
+    model, tokenizer = load_model(facts_model.NAME)
+    world, split, _ = world_split_asked
+    prompts = facts_model.traced_prompts(model, tokenizer, split, facts_model.TRACE["prompts"])
+    noise = inspect.signature(tracing.noise_scale).parameters["multiple"].default
+    copies = inspect.signature(tracing.trace).parameters["samples"].default
+    states(text, "Tracing on {} trained prompts that the model answers correctly: Gaussian noise "
+                 "of {}× the standard deviation of the subject's token embeddings is added to them "
+                 "({} noisy copies), and the MLP outputs of {} consecutive layers are restored",
+           len(prompts), noise, copies, facts_model.TRACE["window"])
+    key_lines = inspect.signature(facts_model.key_text).parameters["n"].default
+    states(text, "ROME: {} of those prompts", facts_model.EDITS)
+    states(text, "(the key's second moment from {} lines of training text)", key_lines)
+    states(text, "trained on {} people and scored on the other {}",
+           *probe_split(model, tokenizer, world, facts_model.RELATIONS[0], monkeypatch))
