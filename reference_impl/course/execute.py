@@ -1,7 +1,8 @@
 """Run a chapter notebook headless and score its graded check cells, as nbgrader would.
 
-A notebook that raises, hangs or kills its kernel still gets a score: the cells that ran keep
-their results and every check that never ran scores zero with the reason.
+A notebook that raises, hangs or kills its kernel still gets a score: a cell that kills the kernel
+is defused and the notebook run again, the cells that ran keep their results, and every check
+that never ran scores zero with the reason.
 """
 
 import copy
@@ -78,8 +79,9 @@ def chapter_of(nb):
     from reference_impl.course.chapters import CHAPTERS
 
     ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
-    best = max(CHAPTERS, key=lambda chapter: len(ids & {e.name for e in exercises(chapter)}))
-    return best if ids & {e.name for e in exercises(best)} else None
+    shared = {chapter: ids & {e.name for e in exercises(chapter)} for chapter in CHAPTERS}
+    best = max(CHAPTERS, key=lambda chapter: len(shared[chapter]))
+    return best if shared[best] else None
 
 
 def restore_check_cells(nb, chapter):
