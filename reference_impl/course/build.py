@@ -10,6 +10,8 @@ Markdown) and its solution module (``reference_impl/<topic>/solutions.py``). In 
   graded check cell.
 - ```` ```python given="Name Other" ```` (empty) becomes a code cell with the source of those
   module-level definitions, for code the learner is handed rather than asked to write.
+- ```` ```python alt="..." ```` on a code block that draws a figure describes the figure for
+  readers who cannot see it (the site's alt text); ``alt=["...", "..."]`` for several figures.
 
 From these come three generated files: the solution notebook (nbgrader's source format), the
 learner notebook (exactly nbgrader's release format) and the site page (solution code and
@@ -35,6 +37,8 @@ from reference_impl.course.chapters import REPO_ROOT
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 GIVEN_TAG = "given"  # marks code cells handed to the learner from the solution module
+ALT = "alt"  # a code cell's alt text: one string per figure it draws (a string for one figure)
+SITE_EXERCISE = "exercise"  # on the site page: the exercise (name, points) an answer cell solves
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 
 
@@ -185,7 +189,9 @@ def solution_notebook(chapter):
                 given_source(chapter.solution_module, meta["given"].split()),
                 metadata={"tags": [GIVEN_TAG]}))
         else:
-            cells.append(nbformat.v4.new_code_cell(cell.source))
+            # The alt text of the figures a cell draws travels with it to the site page.
+            alt = {ALT: meta[ALT]} if ALT in meta else {}
+            cells.append(nbformat.v4.new_code_cell(cell.source, metadata=alt))
     return _stable_ids(_new_notebook(cells))
 
 
@@ -205,7 +211,12 @@ def learner_notebook(solution_nb):
 
 
 def site_page(solution_nb):
-    """Solution code and prose for the site, without nbgrader metadata, markers or checks."""
+    """Solution code and prose for the site, without nbgrader metadata, markers or checks.
+
+    An answer cell keeps its exercise's name and points (the site folds its solution away), and
+    a cell that draws figures keeps their alt text."""
+    points = {c.metadata.nbgrader["grade_id"].removeprefix("check_"): c.metadata.nbgrader["points"]
+              for c in solution_nb.cells if nbgrader_utils.is_grade(c)}
     cells = []
     for cell in solution_nb.cells:
         nbgrader = cell.metadata.get("nbgrader", {})
@@ -213,8 +224,14 @@ def site_page(solution_nb):
             continue
         source = "\n".join(line for line in cell.source.split("\n")
                            if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
-        cells.append(nbformat.v4.new_markdown_cell(source) if cell.cell_type == "markdown"
-                     else nbformat.v4.new_code_cell(source))
+        if cell.cell_type == "markdown":
+            cells.append(nbformat.v4.new_markdown_cell(source))
+            continue
+        metadata = {key: cell.metadata[key] for key in (ALT, "tags") if key in cell.metadata}
+        if nbgrader.get("solution"):
+            name = nbgrader["grade_id"]
+            metadata[SITE_EXERCISE] = {"name": name, "points": points[name]}
+        cells.append(nbformat.v4.new_code_cell(source, metadata=metadata))
     return _stable_ids(_new_notebook(cells))
 
 

@@ -6,23 +6,32 @@ import numpy as np
 import torch
 
 
-def plot_attention_patterns(patterns, title=""):
-    """One sequence's attention pattern for every head: patterns (layers, heads, query, key)."""
+def plot_attention_patterns(patterns, tokens=None, title="", columns=2):
+    """One sequence's attention pattern for every head, a heatmap of query × key per head, in a
+    grid of ``columns`` heads side by side: patterns (layers, heads, query, key). With
+    ``tokens`` (the sequence's token strings) both axes of every panel are labelled with them."""
     patterns = torch.as_tensor(patterns).detach()
-    n_layers, n_heads = patterns.shape[:2]
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.1 * n_heads, 2.2 * n_layers),
-                             squeeze=False)
-    for layer in range(n_layers):
-        for head in range(n_heads):
-            ax = axes[layer, head]
-            ax.imshow(patterns[layer, head].numpy(), cmap="Blues", vmin=0, vmax=1)
-            ax.set_title(f"head {layer}.{head}", fontsize=9)
+    n_layers, n_heads, length = patterns.shape[:3]
+    rows = -(-n_layers * n_heads // columns)
+    side = max(2.2, 0.17 * length)  # inches per panel: room for a label per token
+    fig, axes = plt.subplots(rows, columns, figsize=(side * columns + 1.2, side * rows + 0.6),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[n_layers * n_heads:]:
+        ax.axis("off")
+    for index, ax in enumerate(axes.flat[:n_layers * n_heads]):
+        layer, head = divmod(index, n_heads)
+        image = ax.imshow(patterns[layer, head].numpy(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(f"head {layer}.{head}", fontsize=9)
+        if tokens is None:
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[-1, 0].set_xlabel("key")
-    axes[-1, 0].set_ylabel("query")
+        else:
+            ax.set_xticks(range(length), tokens, rotation=90, fontsize=6.5)
+            ax.set_yticks(range(length), tokens, fontsize=6.5)
+        ax.set_xlabel("key (attended to)", fontsize=8)
+        ax.set_ylabel("query (attending)", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.5, label="attention weight")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -57,8 +66,10 @@ def plot_head_grids(grids, cmap="viridis", vmin=0, vmax=None, fmt="{:.2f}", rows
         grid = torch.as_tensor(grid).detach().float().numpy()
         image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
         for (layer, head), value in np.ndenumerate(grid):
+            red, green, blue, _ = image.cmap(image.norm(value))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # the cell's luminance
             ax.text(head, layer, fmt.format(value), ha="center", va="center", fontsize=8,
-                    color="white" if image.norm(value) < 0.6 else "black")
+                    color="black" if light else "white")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(columns)
         ax.set_ylabel(rows)

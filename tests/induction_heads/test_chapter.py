@@ -141,15 +141,23 @@ def test_scores_single_out_the_circuit_heads(run, circuit, text):
                  "for any other head", len(ind_heads), *layers, min(values), max(values),
            max(induction[h].item() for h in _others(ind_heads)))
     # The stripe: where each induction head attends most, on the second copy of one sequence.
-    offsets = run("(lambda cache: [[q - k for q, k in enumerate(cache[f'blocks.{l}.attn"
-                  ".hook_pattern'][0, h].argmax(-1).tolist()) if q > length] for l, h in "
-                  "induction_heads])(run_with_cache(model, tokens[:1], names=lambda name: "
-                  "name.endswith('attn.hook_pattern'))[1])")
-    stripes = [Counter(head).most_common(1)[0] for head in offsets]
-    assert all(count >= 0.9 * len(head) for (_, count), head in zip(stripes, offsets))
+    # The stripe: where each induction head attends most, on the second copy of one sequence
+    # of the batch and of the short sequence of the figure.
+    def stripes(sequence, length):
+        offsets = run(f"(lambda cache: [[q - k for q, k in enumerate(cache[f'blocks.{{l}}.attn"
+                      f".hook_pattern'][0, h].argmax(-1).tolist()) if q > {length}] for l, h in "
+                      f"induction_heads])(run_with_cache(model, {sequence}, names=lambda name: "
+                      f"name.endswith('attn.hook_pattern'))[1])")
+        found = [Counter(head).most_common(1)[0] for head in offsets]
+        assert all(count >= 0.9 * len(head) for (_, count), head in zip(found, offsets))
+        return [offset for offset, _ in found]
+
+    short_length = run("short.shape[1] // 2")
+    batch, short = stripes("tokens[:1]", run("length")), stripes("short", short_length)
     states(text, "the induction heads draw a stripe parallel to the diagonal, {} positions below "
-                 "it", [offset for offset, _ in stripes])
-    assert {offset for offset, _ in stripes} == {run("length") - 1}
+                 "it; on the short sequence drawn above (L = {}) the stripe is {} positions below "
+                 "it", batch, short_length, short)
+    assert set(batch) == {run("length") - 1} and set(short) == {short_length - 1}
 
 
 # 4 · The logit lens
