@@ -15,7 +15,7 @@ from reference_impl import zoo
 from reference_impl.cli import main
 from reference_impl.world import BOS_ID
 from reference_impl.zoo import load_model, read_manifest
-from reference_impl.zoo.bars import unmet
+from reference_impl.zoo.bars import RETRAIN_STANDARD_ERRORS, unmet
 from reference_impl.zoo import attn_only, world_model
 from reference_impl.zoo.induction import head_scores
 from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE,
@@ -230,6 +230,28 @@ def test_zoo_list_and_unknown_names(capsys):
     assert "the zoo has: attn-only-2l" in capsys.readouterr().err
 
 
+def test_a_share_of_prompts_names_how_many_prompts_it_is_measured_on():
+    world, facts, ioi = world_model._splits()
+    sizes = {"ioi_accuracy": len(ioi.test), "facts_train_accuracy": len(facts.train),
+             "facts_heldout_accuracy": len(facts.test)}
+    assert {bar.metric: bar.n for bar in world_model.BARS if bar.n} == sizes
+
+
+def test_a_retrain_may_fall_short_only_by_the_sampling_error():
+    bar, = [bar for bar in world_model.BARS if bar.metric == "ioi_accuracy"]
+    # 200 prompts: two standard errors of a share of 0.95 are 0.031.
+    assert not bar.met({"ioi_accuracy": 0.93})
+    assert RETRAIN_STANDARD_ERRORS == 2
+    assert bar.met({"ioi_accuracy": 0.93}, standard_errors=2)
+    assert not bar.met({"ioi_accuracy": 0.915}, standard_errors=2)
+    assert not bar.met({"ioi_accuracy": float("nan")}, standard_errors=2)
+    exact, = [bar for bar in world_model.BARS if bar.metric == "ioi_logit_diff"]
+    assert exact.n == 0 and not exact.met({"ioi_logit_diff": 2.99}, standard_errors=2)
+    below, = [bar for bar in world_model.BARS if bar.op == "<"]
+    assert below.met({"ioi_abc_logit_diff": 0.49}) and not below.met({"ioi_abc_logit_diff": 0.5},
+                                                                      standard_errors=2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RECIPES)
 def test_a_retrain_from_scratch_meets_the_bars(name, tmp_path, monkeypatch):
@@ -238,4 +260,8 @@ def test_a_retrain_from_scratch_meets_the_bars(name, tmp_path, monkeypatch):
     monkeypatch.setattr("reference_impl.zoo.recipes.ZOO_PAGE", tmp_path / "zoo.md")
     train_and_save(name, seed=0, progress=False)
     result = verify(name)
-    assert result.ok, (result.failed_bars, result.metrics)
+    assert not result.error and not result.changed_files and result.size_mb <= MAX_CHECKPOINT_MB
+    # Not the shipped bytes: on another CPU or library version the sums differ, and a share of
+    # a fixed set of prompts may fall short of its bar by two standard errors (Bar.n).
+    failed = unmet(recipe(name).BARS, result.metrics, standard_errors=RETRAIN_STANDARD_ERRORS)
+    assert not failed, (failed, result.metrics)

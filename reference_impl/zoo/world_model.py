@@ -41,13 +41,15 @@ RECIPE = dict(n_layer=5, d_model=128, n_head=4, d_mlp=512, n_ioi=6000, bios_per_
               warmup=200, grad_clip=1.0, loss="all tokens (padding masked)")
 
 BARS = (
-    Bar("ioi_accuracy", ">=", 0.95, "IOI top-1 accuracy on held-out templates and name pairs"),
+    Bar("ioi_accuracy", ">=", 0.95, "IOI top-1 accuracy on held-out templates and name pairs",
+        n=200),
     Bar("ioi_logit_diff", ">=", 3.0, "mean logit(IO) - logit(S) on held-out IOI prompts"),
     Bar("ioi_abc_logit_diff", "<", 0.5,
         "mean logit(IO) - logit(S) on the ABC-corrupted prompts: no preference left"),
-    Bar("facts_train_accuracy", ">=", 0.95, "fact recall on trained (subject, template) prompts"),
+    Bar("facts_train_accuracy", ">=", 0.95, "fact recall on trained (subject, template) prompts",
+        n=6050),
     Bar("facts_heldout_accuracy", ">=", 0.90,
-        "fact recall on held-out (subject, template) paraphrases"),
+        "fact recall on held-out (subject, template) paraphrases", n=1210),
 )
 # Measured and reported, but not yet a bar this model meets: a linear probe for each attribute at
 # the last name token, best middle layer, on held-out people (the aim is >= 0.9; this model
