@@ -247,6 +247,9 @@ def test_a_retrain_may_fall_short_only_by_the_sampling_error():
     assert not bar.met({"ioi_accuracy": float("nan")}, standard_errors=2)
     exact, = [bar for bar in world_model.BARS if bar.metric == "ioi_logit_diff"]
     assert exact.n == 0 and not exact.met({"ioi_logit_diff": 2.99}, standard_errors=2)
+    states(ZOO_PAGE.read_text(), "measured on {} held-out prompts, that is {} less {})", bar.n,
+           bar.threshold, RETRAIN_STANDARD_ERRORS * (bar.threshold * (1 - bar.threshold) / bar.n)
+           ** 0.5)
     below, = [bar for bar in world_model.BARS if bar.op == "<"]
     assert below.met({"ioi_abc_logit_diff": 0.49}) and not below.met({"ioi_abc_logit_diff": 0.5},
                                                                       standard_errors=2)
