@@ -1,6 +1,8 @@
 """The hook names are TransformerLens's, consistent with each other and with the model's own
 forward pass."""
 
+import re
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -230,7 +232,11 @@ def test_padded_scores_are_minus_infinity_and_patterns_have_no_nan():
 
 def test_patching_an_activation_with_itself_changes_nothing(cached):
     model, tokens, logits, _ = cached
+    last = model.config.n_layer - 1
     for name in hook_names(model):
+        layer = re.match(r"blocks\.(\d+)\.", name)
+        if model.config.n_layer > 6 and layer and int(layer.group(1)) not in (0, last):
+            continue  # every block hooks the same way: on the 12-layer GPT-2, the first and last
         with patched(model, {name: lambda activation, _: activation.clone()}), torch.no_grad():
             assert torch.allclose(model(tokens).logits, logits, atol=ATOL), name
 

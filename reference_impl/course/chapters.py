@@ -65,6 +65,7 @@ class Chapter:
 
 CHAPTERS = [
     Chapter("01", "superposition", "Toy models of superposition"),
+    Chapter("02", "probing", "Probing"),
     Chapter("03", "induction_heads", "Induction heads"),
 ]
 

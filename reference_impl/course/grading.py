@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib
 import io
+import math
 import os
 import signal
 import sys
@@ -378,6 +379,19 @@ def expect_tensor(got, expected, what, hint="", atol=1e-5, rtol=1e-4):
         index = tuple(int(i) for i in torch.unravel_index(error.argmax(), error.shape))
         raise CheckFailed(f"{what} has wrong values (at index {index}: expected "
                           f"{expected[index].item():.4g}, got {got[index].item():.4g})"
+                          + (f": {hint}" if hint else "."))
+
+
+def expect_number(got, expected, what, hint="", tol=1e-4):
+    """A Python number (or a one-element tensor) close to the expected one."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise CheckFailed(f"{what} should be a number, got {type(got).__name__}.")
+    if not math.isfinite(got):
+        raise CheckFailed(f"{what} is {got}: look for a division by zero or a log of zero.")
+    if abs(got - expected) > tol * max(1.0, abs(expected)):
+        raise CheckFailed(f"{what}: expected {expected:.4g}, got {got:.4g}"
                           + (f": {hint}" if hint else "."))
 
 

@@ -8,17 +8,15 @@ that hard-codes the shipped model's sizes or skips a step that happens not to ma
 """
 
 import functools
-import math
 
 import torch
-from transformers import GPT2Config
 
 from reference_impl.induction_heads import solutions as ref
-from reference_impl.course.grading import (CheckFailed, Exercise, captured_output, expect_tensor,
-                                         passed)
+from reference_impl.course.grading import (CheckFailed, Exercise, captured_output, expect_number,
+                                         expect_tensor, passed)
 from reference_impl.hooks import run_with_cache
 from reference_impl.world import repeated_tokens
-from reference_impl.zoo import build_model, load_model
+from reference_impl.zoo import load_model, random_test_model
 
 SOLUTION_MODULE = ref.__name__
 VISIBLE_SEEDS = (0, 1, 2)
@@ -40,26 +38,7 @@ def _shipped():
 @functools.lru_cache(maxsize=16)
 def _random_model(seed, n_layer=None):
     """A small random GPT-2 whose sizes depend on the seed."""
-    g = _generator(seed)
-
-    def pick(lo, hi):
-        return int(torch.randint(lo, hi, (), generator=g))
-
-    n_head, d_head = pick(2, 5), pick(3, 7)
-    config = GPT2Config(vocab_size=pick(30, 60), n_positions=40, n_embd=n_head * d_head,
-                        n_layer=n_layer or 2 + seed % 2, n_head=n_head, initializer_range=0.3,
-                        bos_token_id=0, eos_token_id=0,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        tie_word_embeddings=False, attention_only=seed % 4 in (1, 2))
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = build_model(config)
-    with torch.no_grad():  # LayerNorms that are not the identity at initialisation
-        for name, param in model.named_parameters():
-            if ".ln_" in name or "ln_f" in name:
-                param.copy_((1.0 if name.endswith("weight") else 0.0)
-                            + 0.3 * torch.randn(param.shape, generator=g))
-    return model.eval()
+    return random_test_model(seed, n_layer or 2 + seed % 2, attention_only=seed % 4 in (1, 2))
 
 
 def _models(seed):
@@ -78,19 +57,6 @@ def _describe(model):
     c = model.config
     return (f"a {c.n_layer}-layer model with {c.n_head} heads of size {c.n_embd // c.n_head}"
             f"{'' if getattr(c, 'attention_only', False) else ' and MLPs'}")
-
-
-def expect_number(got, expected, what, hint="", tol=1e-4):
-    """A Python number (or a one-element tensor) close to the expected one."""
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
-        raise CheckFailed(f"{what} should be a number, got {type(got).__name__}.")
-    if not math.isfinite(got):
-        raise CheckFailed(f"{what} is {got}: look for a division by zero or a log of zero.")
-    if abs(got - expected) > tol * max(1.0, abs(expected)):
-        raise CheckFailed(f"{what}: expected {expected:.4g}, got {got:.4g}"
-                          + (f": {hint}" if hint else "."))
 
 
 # 1 · Reading attention ------------------------------------------------------------------------

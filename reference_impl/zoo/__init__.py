@@ -51,6 +51,32 @@ def build_model(config):
     return apply_variations(model)
 
 
+def random_test_model(seed, n_layer, attention_only):
+    """A small random GPT-2 whose sizes depend on ``seed``, for grading checks: 2-4 heads of size
+    3-6, a vocabulary of 30-59 tokens, untied embeddings, large weights, and LayerNorms that are
+    not the identity (so that an answer that skips one is wrong)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(lo, hi):
+        return int(torch.randint(lo, hi, (), generator=g))
+
+    n_head, d_head = pick(2, 5), pick(3, 7)
+    config = GPT2Config(vocab_size=pick(30, 60), n_positions=40, n_embd=n_head * d_head,
+                        n_layer=n_layer, n_head=n_head, initializer_range=0.3,
+                        bos_token_id=0, eos_token_id=0,
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        tie_word_embeddings=False, attention_only=attention_only)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_model(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if ".ln_" in name or "ln_f" in name:
+                param.copy_((1.0 if name.endswith("weight") else 0.0)
+                            + 0.3 * torch.randn(param.shape, generator=g))
+    return model.eval()
+
+
 def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

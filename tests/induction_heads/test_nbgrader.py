@@ -1,6 +1,6 @@
 """The chapter 03 round trip through real nbgrader, with a small class: generate_assignment,
-autograde a full, an empty, a half-done and a model-wrecking submission, export grades, check
-scores."""
+autograde a full, an empty, a half-done, a model-wrecking and a kernel-killing submission, export
+grades, check scores."""
 
 import pytest
 
@@ -15,6 +15,7 @@ RAISES = "direct_logit_attribution"
 # mallory's head_weights fills the model it is given with NaN. The notebook's experiments call it
 # on the notebook's own model, and a later cell's torch.linalg.eigvals then crashes the kernel.
 WRECKS = "head_weights"
+KILLER = "detector_scores"  # grace's answer kills the kernel when it is checked
 
 
 def _submissions(solution, release):
@@ -29,6 +30,8 @@ def _submissions(solution, release):
             "with torch.no_grad():",
             "    for parameter in model.parameters():",
             "        parameter.fill_(float('nan'))"])}),
+        "grace": with_answers(solution, {KILLER: body_prefixed(answer[KILLER],
+                                                               ["import os", "os._exit(1)"])}),
     }
 
 
@@ -65,3 +68,14 @@ def test_a_model_wrecking_answer_loses_only_its_own_points(graded_class, points)
     course, _, scores = graded_class
     assert scores["mallory"] == sum(points.values()) - points[WRECKS]
     assert "in place (now put back)" in check_output(course, ASSIGNMENT, "mallory", WRECKS)
+
+
+def test_a_cell_that_kills_the_kernel_costs_only_its_exercise(graded_class, points):
+    course, outcomes, scores = graded_class
+    assert outcomes["grace"].success
+    assert scores["grace"] == sum(points.values()) - points[KILLER]
+    assert f"`{KILLER}` stopped the Python kernel" in check_output(course, ASSIGNMENT, "grace",
+                                                                   KILLER)
+    # Her submission is left as she handed it in.
+    submitted = course / "submitted" / "grace" / ASSIGNMENT / "exercises.ipynb"
+    assert "os._exit(1)" in submitted.read_text()

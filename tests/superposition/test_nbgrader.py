@@ -21,7 +21,6 @@ CAROL = {
     "dimensions_per_feature": "did not finish within 10 s",
     "classify_phase": "uses the chapter's solution module",
 }
-KILLER = "reconstruct"  # grace's answer kills the kernel when it is checked
 
 
 def _carol(solution, release):
@@ -44,12 +43,9 @@ def _carol(solution, release):
 
 
 def _submissions(solution, release):
-    answer = answers_of(solution)
     return {
         **core_submissions(solution, release),
         "carol": _carol(solution, release),
-        "grace": with_answers(solution, {KILLER: body_prefixed(answer[KILLER],
-                                                               ["import os", "os._exit(1)"])}),
     }
 
 
@@ -90,7 +86,7 @@ def test_release_is_the_learner_notebook(graded_class, superposition):
 
 def test_every_student_keeps_a_row(graded_class):
     _, _, scores = graded_class
-    assert sorted(scores) == ["alice", "bob", "carol", "grace", "ivan", "judy"]
+    assert sorted(scores) == ["alice", "bob", "carol", "ivan", "judy"]
     assert scores["ivan"] == 0
 
 
@@ -107,17 +103,6 @@ def test_each_fault_costs_only_its_own_exercise_and_says_why(graded_class, point
     for name, fault in CAROL.items():
         if fault:
             assert fault in check_output(course, ASSIGNMENT, "carol", name), name
-
-
-def test_a_cell_that_kills_the_kernel_costs_only_its_exercise(graded_class, points):
-    course, outcomes, scores = graded_class
-    assert outcomes["grace"].success
-    assert scores["grace"] == sum(points.values()) - points[KILLER]
-    assert f"`{KILLER}` stopped the Python kernel" in check_output(course, ASSIGNMENT, "grace",
-                                                                   KILLER)
-    # Her submission is left as she handed it in.
-    submitted = course / "submitted" / "grace" / ASSIGNMENT / "exercises.ipynb"
-    assert "os._exit(1)" in submitted.read_text()
 
 
 def test_a_file_that_is_not_a_notebook_scores_zero_and_says_where(graded_class):
