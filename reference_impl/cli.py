@@ -184,12 +184,11 @@ def main(argv=None):
     verify.set_defaults(run=cmd_zoo_verify)
 
     args = parser.parse_args(argv)
-    from reference_impl.course.chapters import UnknownChapter
-    from reference_impl.zoo import ZooError
+    from reference_impl.errors import CourseError
 
     try:
         return args.run(args)
-    except (UnknownChapter, ZooError) as error:
+    except CourseError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -5,6 +5,26 @@ from threadpoolctl import threadpool_limits
 from reference_impl.course.chapters import find_chapter
 from tests.notebooks import LiveNotebook
 
+# The files whose fixtures run whole notebooks, longest first (pytest --durations): each is one
+# unit of work for a worker (--dist loadfile, without xdist's reordering by number of tests), and
+# starting the long ones first keeps both workers busy to the end instead of leaving one of them
+# a class of notebooks to grade alone after the other has finished.
+LONGEST_FIRST = ("induction_heads/test_nbgrader.py", "superposition/test_nbgrader.py",
+                 "probing/test_nbgrader.py", "superposition/test_chapter.py",
+                 "ioi_circuit/test_chapter.py", "ioi_circuit/test_nbgrader.py",
+                 "probing/test_chapter.py", "test_zoo_models.py", "test_facts_model.py",
+                 "induction_heads/test_chapter.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.path.as_posix()
+        return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(f"tests/{name}")),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 # The course's models are tiny; one thread is fastest and keeps two test processes from fighting.
 torch.set_num_threads(1)
 threadpool_limits(1)  # numpy's BLAS too: scikit-learn's probes are many times slower on shared cores
@@ -45,5 +65,18 @@ def induction_heads():
 def induction_heads_run(induction_heads):
     """The chapter 03 solution notebook, executed once per test session."""
     live = LiveNotebook(induction_heads.solution_notebook)
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="session")
+def ioi_circuit():
+    return find_chapter("ioi_circuit")
+
+
+@pytest.fixture(scope="session")
+def ioi_circuit_run(ioi_circuit):
+    """The chapter 04 solution notebook, executed once per test session."""
+    live = LiveNotebook(ioi_circuit.solution_notebook)
     yield live
     live.close()

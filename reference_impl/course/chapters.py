@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import reference_impl
+from reference_impl.errors import CourseError
 
 # The course is used from a clone: the package sits at the top of the repository.
 REPO_ROOT = Path(reference_impl.__file__).resolve().parent.parent
@@ -67,10 +68,11 @@ CHAPTERS = [
     Chapter("01", "superposition", "Toy models of superposition"),
     Chapter("02", "probing", "Probing"),
     Chapter("03", "induction_heads", "Induction heads"),
+    Chapter("04", "ioi_circuit", "The IOI circuit"),
 ]
 
 
-class UnknownChapter(LookupError):
+class UnknownChapter(CourseError, LookupError):
     pass
 
 

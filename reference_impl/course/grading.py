@@ -211,6 +211,21 @@ def _same(a, b):
     return a.is_floating_point() and bool(((a == b) | (a.isnan() & b.isnan())).all())
 
 
+# A module's tables of hooks, and the tables of flags about them (keyed by the same hook ids).
+_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+               "_forward_hooks_always_called")
+
+
+def _is_learner_hook(hook):
+    """Whether a hook's function was written by the learner (and not by a library such as
+    ``transformers``, which keeps hooks of its own on a model)."""
+    function = getattr(hook, "func", hook)  # a functools.partial
+    code = getattr(function, "__code__", None) or getattr(getattr(function, "__call__", None),
+                                                          "__code__", None)
+    return code is None or _is_learner_code(code.co_filename)
+
+
 class _Snapshot:
     """Copies of everything a check hands the learner's function (and the models in the
     learner's notebook), to notice a change made in place and undo it, so that a mutating answer
@@ -219,6 +234,7 @@ class _Snapshot:
     def __init__(self):
         self.tensors = []  # (what, tensor, copy)
         self.modules = []  # (what, module, {name: tensor object}, {name: copy})
+        self.hooks = []  # (submodule, hook table name, the keys it held)
 
     def add(self, value, what):
         """``what`` names the value, with ``{}`` where the path to a part of it goes."""
@@ -228,6 +244,9 @@ class _Snapshot:
             if any(module is value for _, module, _, _ in self.modules):
                 return
             state = value.state_dict(keep_vars=True)
+            for module in value.modules():
+                for table in _HOOK_TABLES:
+                    self.hooks.append((module, table, set(getattr(module, table, {}))))
             self.modules.append((what, value, dict(state),
                                  {name: t.detach().clone() for name, t in state.items()}))
         elif isinstance(value, (list, tuple)):
@@ -250,6 +269,20 @@ class _Snapshot:
                 if tensor is not objects[name] or not _same(tensor.detach(), before[name]):
                     return what.format(f".{name}")
         return None
+
+    def remove_new_hooks(self):
+        """Take off every hook the learner's code added to a model since the snapshot (hooks that
+        libraries add for themselves stay); return how many there were."""
+        removed = 0
+        for module, table, before in self.hooks:
+            hooks = getattr(module, table, {})
+            for key in [key for key in hooks if key not in before]:
+                if _is_learner_hook(hooks[key]):
+                    del hooks[key]
+                    for flags in _HOOK_FLAGS:
+                        getattr(module, flags, {}).pop(key, None)
+                    removed += 1
+        return removed
 
     def restore(self):
         """Put every value back, in the same objects (a replaced parameter is put back too)."""
@@ -318,7 +351,13 @@ class Exercise:
 
         Raises CheckFailed if it raises, hangs, calls into the solution module or changes an
         argument or a model of the notebook in place (except the positional arguments whose
-        indices are listed in ``mutable``); anything changed in place is restored first."""
+        indices are listed in ``mutable``) or leaves a hook on a model; anything changed in place
+        is restored first, and left hooks are removed."""
+        return self.run(self.fn, *args, mutable=mutable, **kwargs)
+
+    def run(self, fn, *args, mutable=(), **kwargs):
+        """Call ``fn`` under the same guards as the learner's function: for course code that runs
+        what the learner's function returned (a model under the learner's patches, say)."""
         snapshot = _Snapshot()
         for i, arg in enumerate(args):
             if i not in mutable:
@@ -333,7 +372,7 @@ class Exercise:
             if remaining <= 0:
                 raise _TimeLimitReached()
             with captured_output(), time_limit(remaining), self.watch.watching():
-                result = self.fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
         except _TimeLimitReached:
             failure = CheckFailed(f"`{self.name}` did not finish within "
                                   f"{time_limit_seconds():.0f} s: look for a loop that never ends.")
@@ -347,7 +386,9 @@ class Exercise:
             failure = CheckFailed(f"`{self.name}` raised {type(exc).__name__}"
                                   f"{_learner_line(exc, self.fn)}: "
                                   f"{text.splitlines()[0] if text else '(no message)'}")
-        # Whatever happened, nothing the learner changed in place survives the call.
+        # Whatever happened, nothing the learner changed in place survives the call, and no hook
+        # it left on a model runs in a later check.
+        left_hooks = snapshot.remove_new_hooks()
         changed = snapshot.changed()
         if changed:
             snapshot.restore()
@@ -359,6 +400,11 @@ class Exercise:
                               f"copy, or use out-of-place operations (x = x + 1, not x += 1).")
         if failure is not None:
             raise failure from None
+        if left_hooks:
+            raise CheckFailed(f"`{self.name}` left {left_hooks} hook{'s' if left_hooks > 1 else ''} "
+                              f"on the model (now removed): register hooks through `patched` or "
+                              f"`run_with_cache`, which take them off again even when an "
+                              f"exception is raised.")
         return result
 
 

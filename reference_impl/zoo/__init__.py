@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from reference_impl.errors import CourseError
+
 ZOO_DIR = Path(__file__).resolve().parent
 MODELS_DIR = ZOO_DIR / "models"
 MANIFEST = ZOO_DIR / "manifest.json"
@@ -25,7 +27,7 @@ CHECKPOINT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "token
                     "training_log.json")
 
 
-class ZooError(RuntimeError):
+class ZooError(CourseError, RuntimeError):
     pass
 
 
