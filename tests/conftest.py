@@ -9,10 +9,12 @@ from tests.notebooks import LiveNotebook
 # unit of work for a worker (--dist loadfile, without xdist's reordering by number of tests), and
 # starting the long ones first keeps both workers busy to the end instead of leaving one of them
 # a class of notebooks to grade alone after the other has finished.
-LONGEST_FIRST = ("induction_heads/test_nbgrader.py", "superposition/test_nbgrader.py",
-                 "probing/test_nbgrader.py", "superposition/test_chapter.py",
-                 "ioi_circuit/test_chapter.py", "ioi_circuit/test_nbgrader.py",
-                 "probing/test_chapter.py", "test_zoo_models.py", "test_facts_model.py",
+# The zoo's retrains come first as well: under `-m slow --dist load` they are handed out in
+# collection order, two to a worker, and each must share a worker with a short test.
+LONGEST_FIRST = ("test_zoo_models.py", "induction_heads/test_nbgrader.py",
+                 "superposition/test_nbgrader.py", "probing/test_nbgrader.py",
+                 "superposition/test_chapter.py", "ioi_circuit/test_chapter.py",
+                 "ioi_circuit/test_nbgrader.py", "probing/test_chapter.py", "test_facts_model.py",
                  "induction_heads/test_chapter.py")
 
 
