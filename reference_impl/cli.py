@@ -101,7 +101,7 @@ def cmd_zoo_list(args):
     shipped = read_manifest()
     for name in RECIPES:
         state = f"{checkpoint_mb(name):.1f} MB" if name in shipped else "not trained"
-        print(f"{name:<16} {state:<12} {recipe(name).DESCRIPTION}")
+        print(f"{name:<18} {state:<12} {recipe(name).DESCRIPTION}")
     return 0
 
 

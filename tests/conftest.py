@@ -11,10 +11,10 @@ from tests.notebooks import LiveNotebook
 # a class of notebooks to grade alone after the other has finished.
 # The zoo's retrains come first as well: under `-m slow --dist load` they are handed out in
 # collection order, two to a worker, and each must share a worker with a short test.
-LONGEST_FIRST = ("test_zoo_models.py", "induction_heads/test_nbgrader.py",
-                 "superposition/test_nbgrader.py", "probing/test_nbgrader.py",
-                 "superposition/test_chapter.py", "ioi_circuit/test_chapter.py",
-                 "ioi_circuit/test_nbgrader.py", "probing/test_chapter.py", "test_facts_model.py",
+LONGEST_FIRST = ("test_zoo_models.py", "induction_heads/test_nbgrader.py", "sae/test_nbgrader.py",
+                 "sae/test_chapter.py", "ioi_circuit/test_chapter.py", "probing/test_chapter.py",
+                 "ioi_circuit/test_nbgrader.py", "test_facts_model.py", "probing/test_nbgrader.py",
+                 "superposition/test_nbgrader.py", "superposition/test_chapter.py",
                  "induction_heads/test_chapter.py")
 
 
@@ -80,5 +80,18 @@ def ioi_circuit():
 def ioi_circuit_run(ioi_circuit):
     """The chapter 04 solution notebook, executed once per test session."""
     live = LiveNotebook(ioi_circuit.solution_notebook)
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="session")
+def sae():
+    return find_chapter("sae")
+
+
+@pytest.fixture(scope="session")
+def sae_run(sae):
+    """The chapter 05 solution notebook, executed once per test session."""
+    live = LiveNotebook(sae.solution_notebook)
     yield live
     live.close()

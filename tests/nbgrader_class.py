@@ -39,9 +39,10 @@ def answers_of(nb):
 
 
 def core_submissions(solution, release):
-    """The submissions every chapter's round trip grades: alice hands in the solution and bob
-    the untouched release."""
-    return {"alice": solution, "bob": release}
+    """The submission every chapter's round trip grades: bob hands in the untouched release. (No
+    student hands in the solution itself: its full marks are checked on the solution notebook's
+    own run, in each chapter's test_chapter.py.)"""
+    return {"bob": release}
 
 
 def grade_class(directory, chapter, submissions, cell_timeout, absent=(), files=None):

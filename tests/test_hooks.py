@@ -9,7 +9,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from reference_impl.hooks import ActivationCache, get_act_name, hook_names, patched, run_with_cache
 from reference_impl.zoo import load_model
-from reference_impl.zoo.recipes import RECIPES
+from reference_impl.zoo.recipes import language_models
 
 ATOL = 1e-4
 
@@ -30,7 +30,7 @@ def _tokens(config, batch=2, pos=12, seed=1):
                          generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture(scope="module", params=["tiny", "gpt2-size", *RECIPES])
+@pytest.fixture(scope="module", params=["tiny", "gpt2-size", *language_models()])
 def model_and_tokens(request):
     if request.param == "tiny":
         model = _model(_tiny_config())

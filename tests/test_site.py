@@ -70,7 +70,8 @@ def test_every_chapter_is_in_the_navigation():
 
 # A piece of each chapter's math, as the page's source carries it.
 MATH = {"01_superposition": r"\mathrm{ReLU}", "02_probing": r"\mathrm{IG}_i(x)",
-        "03_induction_heads": r"\sum_i \lambda_i", "04_ioi_circuit": r"m_\text{clean}"}
+        "03_induction_heads": r"\sum_i \lambda_i", "04_ioi_circuit": r"m_\text{clean}",
+        "05_sae": r"\lambda \sum_i f_i"}
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.folder)
@@ -167,7 +168,8 @@ SOLUTION = """name => {
     const summary = Array.from(document.querySelectorAll('details > summary'))
         .find(s => s.textContent.trim() === 'Solution: ' + name);
     const statement = Array.from(document.querySelectorAll('pre > code'))
-        .find(code => code.textContent.startsWith('def ' + name + '('));
+        .find(code => code.textContent.replace(/^(@[^\\n]*\\n)+/, '')  // decorators first
+                            .startsWith('def ' + name + '('));
     return {folded: !!summary && !summary.parentElement.open
                     && !summary.parentElement.querySelector('pre').checkVisibility(),
             statement: !!statement && statement.checkVisibility()};

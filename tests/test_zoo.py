@@ -57,6 +57,24 @@ def test_an_unknown_name_offline_lists_the_zoo(scratch_zoo, monkeypatch):
         zoo.load_model("no-such-model-anywhere")
 
 
+def test_an_sae_round_trips_and_is_not_taken_for_a_model(scratch_zoo):
+    from reference_impl.sae.solutions import SAE
+
+    sae = SAE(32, 64, k=4, hook_name="blocks.1.hook_resid_post", seed=3)
+    zoo.save_checkpoint(sae, None, {"loss": [1.0]}, "tiny-sae")
+    assert sorted(zoo.read_manifest()["tiny-sae"]) == sorted(zoo.SAE_FILES)
+    loaded = zoo.load_sae("tiny-sae")
+    assert loaded.cfg == sae.cfg
+    for name, param in sae.named_parameters():
+        assert torch.equal(getattr(loaded, name), param)
+    with pytest.raises(zoo.ZooError, match="is a sparse autoencoder, not a model: load it with "
+                                           "load_sae"):
+        zoo.load_model("tiny-sae")
+    (zoo.MODELS_DIR / "tiny-sae" / "cfg.json").write_text("{}")
+    with pytest.raises(zoo.ZooError, match="cfg.json .*do not match the manifest"):
+        zoo.load_sae("tiny-sae")
+
+
 def _pattern_patch(offset):
     """A patch that makes every head attend exactly ``offset`` tokens back (or to BOS)."""
     def patch(pattern, _):

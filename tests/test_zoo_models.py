@@ -19,17 +19,15 @@ from reference_impl.zoo.bars import RETRAIN_STANDARD_ERRORS, unmet
 from reference_impl.zoo import attn_only, world_model
 from reference_impl.zoo.induction import head_scores
 from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE,
-                                        checkpoint_mb, page_section, page_sections, recipe,
-                                        train_and_save,
-                                        verify)
+                                        checkpoint_mb, load, page_section, page_sections, recipe,
+                                        train_and_save, verify)
 from tests.claims import stated, states
 
 
 @functools.cache
 def measured(name):
     """The metrics of a committed checkpoint, measured afresh (once per test session)."""
-    model, tokenizer = load_model(name)
-    return recipe(name).measure(model, tokenizer)
+    return recipe(name).measure(*load(name))
 
 
 def zoo_section(name):
@@ -202,6 +200,32 @@ def test_the_zoo_page_states_the_measured_probe_accuracies(monkeypatch):
            r["steps"], *(metrics[k] for k in ("ioi_accuracy", "ioi_logit_diff",
                                               "ioi_abc_logit_diff", "facts_train_accuracy",
                                               "facts_heldout_accuracy")), *accuracy.values())
+
+
+def test_the_saes_are_what_the_zoo_page_describes():
+    text = zoo_section("world-5l-sae` and `world-5l-sae-topk")
+    l1, topk = (training_log(name) for name in ("world-5l-sae", "world-5l-sae-topk"))
+    r = l1["recipe"]
+    sae = zoo.load_sae("world-5l-sae")
+    assert sae.cfg["hook_name"] == r["hook_name"] and f"(`{r['hook_name']}`)" in text
+    states(text, "with {} latents each ({} × d_model)", sae.cfg["d_sae"],
+           sae.cfg["d_sae"] / sae.cfg["d_in"])
+    states(text, "every token but BOS, {} tokens; the last {} texts", r["n_tokens"],
+           r["held_out_texts"])
+    states(text, "Adam (lr {}, falling to zero over the last {} % of steps), batch {}, {} steps",
+           r["lr"], 0.2, r["batch_size"], r["steps"])
+    states(text, "dead latents resampled at steps {} and {}", *r["resample_at"])
+    states(text, "(the L1 SAE had none at either step, the TopK SAE {} % at step {})",
+           topk["dead_at_resampling"][0], r["resample_at"][0])
+    assert l1["dead_at_resampling"] == [0.0, 0.0] and topk["dead_at_resampling"][1] == 0.0
+    minutes, = stated(text, "about {} minutes each on one CPU core")
+    for log in (l1, topk):
+        assert abs(log["train_seconds"] / 60 - minutes) <= 1
+    states(text, "(λ = {}, reached after {} % of the steps)", r["l1_coefficient"], 0.05)
+    states(text, "keeps each token's {} largest latents", topk["recipe"]["k"])
+    assert topk["recipe"]["l1_coefficient"] == 0 and r["k"] is None
+    assert {k: v for k, v in topk["recipe"].items() if k not in ("k", "l1_coefficient")} == {
+        k: v for k, v in r.items() if k not in ("k", "l1_coefficient")}
 
 
 def test_zoo_verify_prints_the_bars_and_exits_zero(capsys):

@@ -69,6 +69,7 @@ CHAPTERS = [
     Chapter("02", "probing", "Probing"),
     Chapter("03", "induction_heads", "Induction heads"),
     Chapter("04", "ioi_circuit", "The IOI circuit"),
+    Chapter("05", "sae", "Sparse autoencoders"),
 ]
 
 

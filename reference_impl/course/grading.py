@@ -11,6 +11,7 @@ scores a test cell with any stderr output as zero).
 import contextlib
 import functools
 import importlib
+import inspect
 import io
 import math
 import os
@@ -196,6 +197,22 @@ def with_reference_dependencies(fn, dependencies):
     builds on, so that each exercise is graded alone."""
     if not isinstance(fn, types.FunctionType) or not dependencies:
         return fn
+    inner = getattr(fn, "__wrapped__", None)
+    if isinstance(inner, types.FunctionType) and fn.__closure__:
+        # A decorated answer (@torch.no_grad()): the decorator's wrapper holds the learner's
+        # function in its closure, so rebind that one and put it in a copy of the closure.
+        rebound_inner = with_reference_dependencies(inner, dependencies)
+
+        def swapped(cell):
+            try:
+                return types.CellType(rebound_inner) if cell.cell_contents is inner else cell
+            except ValueError:  # an empty cell
+                return cell
+
+        wrapper = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                                     tuple(swapped(cell) for cell in fn.__closure__))
+        wrapper.__kwdefaults__ = fn.__kwdefaults__
+        return functools.update_wrapper(wrapper, rebound_inner)
     rebound = types.FunctionType(fn.__code__, {**fn.__globals__, **dependencies}, fn.__name__,
                                  fn.__defaults__, fn.__closure__)
     rebound.__kwdefaults__ = fn.__kwdefaults__
@@ -304,7 +321,7 @@ class _Snapshot:
 
 def _learner_line(exc, fn):
     """'line N of your function' for the deepest frame of the traceback in the learner's code."""
-    code = getattr(fn, "__code__", None)
+    code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is None:
         return ""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == code.co_filename]

@@ -185,7 +185,7 @@ def pentagon_instances(W, b):
     return equal_norms & regular & two_fifths & (b < 0).all(dim=-1)
 
 
-def phase_diagram_weights(relative_importance, density, copies=10, steps=1000, seed=0):
+def phase_diagram_weights(relative_importance, density, copies=10, steps=500, seed=0):
     """Train n=2, m=1 models on every (relative importance r, density p) cell of a grid.
 
     Feature 1 has importance 1 and feature 2 importance r; both have density p. Some starting
@@ -198,7 +198,7 @@ def phase_diagram_weights(relative_importance, density, copies=10, steps=1000, s
     importance = torch.stack([torch.ones(cells), r.reshape(cells)], dim=-1).repeat(copies, 1)
     model = ToyModel(2, 1, n_instances=copies * cells, importance=importance,
                      density=p.reshape(cells).repeat(copies), seed=seed)
-    history = train(model, steps=steps, batch_size=256, lr=1e-2, seed=seed)
+    history = train(model, steps=steps, batch_size=128, lr=1e-2, seed=seed)
     final_loss = history[-steps // 5:].mean(dim=0).view(copies, cells)
     best = final_loss.argmin(dim=0)
     return model.W.detach().view(copies, cells, 1, 2)[best, torch.arange(cells)]

@@ -25,6 +25,7 @@ MODELS_DIR = ZOO_DIR / "models"
 MANIFEST = ZOO_DIR / "manifest.json"
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                     "training_log.json")
+SAE_FILES = ("sae.safetensors", "cfg.json", "training_log.json")
 
 
 class ZooError(CourseError, RuntimeError):
@@ -100,29 +101,51 @@ def verify_checksums(name):
 
 
 def save_checkpoint(model, tokenizer, training_log, name):
-    """Write a zoo model's files and record their hashes in the manifest."""
+    """Write a zoo model's files and record their hashes in the manifest. An SAE (whose
+    ``save_pretrained`` writes ``SAE_FILES``) has no tokenizer: it reads its base model's."""
     directory = MODELS_DIR / name
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory)
     (directory / "generation_config.json").unlink(missing_ok=True)
-    tokenizer.save_pretrained(directory)
-    for extra in ("special_tokens_map.json", "chat_template.jinja"):
-        (directory / extra).unlink(missing_ok=True)
+    files = CHECKPOINT_FILES
+    if tokenizer is None:
+        files = SAE_FILES
+    else:
+        tokenizer.save_pretrained(directory)
+        for extra in ("special_tokens_map.json", "chat_template.jinja"):
+            (directory / extra).unlink(missing_ok=True)
     (directory / "training_log.json").write_text(json.dumps(training_log))
     manifest = read_manifest()
-    manifest[name] = {f: sha256(directory / f) for f in CHECKPOINT_FILES}
+    manifest[name] = {f: sha256(directory / f) for f in files}
     MANIFEST.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def _checked(name):
+    """The folder of a shipped zoo entry whose files match the manifest."""
+    changed = verify_checksums(name)
+    if changed:
+        raise ZooError(f"the files {', '.join(changed)} of zoo model {name!r} do not match "
+                       f"the manifest: restore them, or retrain with `mechinterp zoo train "
+                       f"{name}`")
+    return MODELS_DIR / name
+
+
+def load_sae(name):
+    """A sparse autoencoder of the zoo (``SAE``, chapter 05), its files checked."""
+    from reference_impl.sae.solutions import SAE
+
+    if name not in read_manifest():
+        raise ZooError(f"no SAE called {name!r} in the zoo: it has {', '.join(zoo_names())}")
+    return SAE.from_pretrained(_checked(name))
 
 
 def load_model(name):
     """(model, tokenizer) for a zoo model, or for any name ``from_pretrained`` understands."""
     if name in read_manifest():
-        changed = verify_checksums(name)
-        if changed:
-            raise ZooError(f"the files {', '.join(changed)} of zoo model {name!r} do not match "
-                           f"the manifest: restore them, or retrain with `mechinterp zoo train "
-                           f"{name}`")
-        directory = MODELS_DIR / name
+        directory = _checked(name)
+        if not (directory / "config.json").exists():
+            raise ZooError(f"{name!r} is a sparse autoencoder, not a model: load it with "
+                           f"load_sae({name!r})")
         config = GPT2Config.from_pretrained(directory)
         model = build_model(config)
         missing, unexpected = model.load_state_dict(load_file(directory / "model.safetensors"),

@@ -2,8 +2,10 @@
 
 Every recipe is a module of this package with ``NAME``, ``DESCRIPTION``, ``BARS``,
 ``train(seed, progress) -> (model, tokenizer, training_log)`` and
-``measure(model, tokenizer) -> metrics``. Verification recomputes the metrics from the shipped
-files, so a checkpoint that loads is also a checkpoint that still does what the chapters say.
+``measure(model, tokenizer) -> metrics``. A recipe whose product is not a language model (an
+SAE) also has ``load() -> (product, None)``, and its ``train`` returns None for the tokenizer.
+Verification recomputes the metrics from the shipped files, so a checkpoint that loads is also
+a checkpoint that still does what the chapters say.
 """
 
 import importlib
@@ -19,6 +21,8 @@ RECIPES = {
     "attn-only-2l": "reference_impl.zoo.attn_only",
     "world-5l": "reference_impl.zoo.world_model",
     "facts-6l": "reference_impl.zoo.facts_model",
+    "world-5l-sae": "reference_impl.zoo.world_sae",
+    "world-5l-sae-topk": "reference_impl.zoo.world_sae_topk",
 }
 MAX_CHECKPOINT_MB = 10.0
 # The zoo's site page; each model's bar table sits between <!-- bars: NAME --> and <!-- /bars -->.
@@ -29,6 +33,17 @@ def recipe(name):
     if name not in RECIPES:
         raise zoo.ZooError(f"no zoo model called {name!r}; the zoo has: {', '.join(RECIPES)}")
     return importlib.import_module(RECIPES[name])
+
+
+def language_models():
+    """The zoo's GPT-2 models, without the sparse autoencoders that read them."""
+    return [name for name in RECIPES if not hasattr(recipe(name), "load")]
+
+
+def load(name):
+    """(model, tokenizer) of a shipped zoo entry; (SAE, None) for a sparse autoencoder."""
+    module = recipe(name)
+    return module.load() if hasattr(module, "load") else zoo.load_model(name)
 
 
 def checkpoint_mb(name):
@@ -75,8 +90,7 @@ def verify(name):
                           size_mb=checkpoint_mb(name))
     if result.changed_files:
         return result
-    model, tokenizer = zoo.load_model(name)
-    result.metrics = module.measure(model, tokenizer)
+    result.metrics = module.measure(*load(name))
     result.failed_bars = unmet(module.BARS, result.metrics)
     return result
 

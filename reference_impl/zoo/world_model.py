@@ -81,12 +81,18 @@ def biographies(world, rng, per_person):
     return lines
 
 
+def training_texts(seed=0):
+    """The texts the model is trained on: IOI stories, fact sentences and biographies."""
+    world, facts, ioi = _splits()
+    return ([e.text for e in ioi.train] + [f.text for f in facts.train]
+            + biographies(world, random.Random(seed), RECIPE["bios_per_person"]))
+
+
 def train(seed: int = 0, progress: bool = True):
     torch.manual_seed(seed)
-    world, facts, ioi = _splits()
+    world, _, _ = _splits()
     tokenizer = build_tokenizer(world)
-    texts = ([e.text for e in ioi.train] + [f.text for f in facts.train]
-             + biographies(world, random.Random(seed), RECIPE["bios_per_person"]))
+    texts = training_texts(seed)
     # Padding is BOS; the mask keeps it out of the loss.
     ids, mask = encode_batch(tokenizer, texts)
 

@@ -1,6 +1,7 @@
 """The chapter 03 round trip through real nbgrader, with a small class: generate_assignment,
-autograde a full, an empty, a half-done, a model-wrecking and a kernel-killing submission, export
-grades, check scores."""
+autograde an empty, a half-done, a model-wrecking and a kernel-killing submission, export grades,
+check scores. (The solution's full marks are checked on the solution notebook's own run, in
+test_chapter.py: one notebook run fewer here.)"""
 
 import pytest
 
@@ -54,9 +55,7 @@ def test_release_is_the_learner_notebook(graded_class, induction_heads):
 
 def test_scores(graded_class, points):
     course, outcomes, scores = graded_class
-    total = sum(points.values())
     assert all(o.success for o in outcomes.values())
-    assert scores["alice"] == total
     assert scores["bob"] == 0
     # The later cells that use the missing functions fail, and each exercise is still graded on
     # its own.

@@ -1,6 +1,7 @@
 """The chapter 01 round trip through real nbgrader: generate_assignment, autograde a compact
 class whose submissions carry every kind of fault (one per exercise where they can share a
-notebook), export grades, and check every score and message."""
+notebook), export grades, and check every score and message. (The solution's full marks are
+checked on the solution notebook's own run, in test_chapter.py: one notebook run fewer here.)"""
 
 import pytest
 from nbgrader.api import Gradebook
@@ -86,13 +87,13 @@ def test_release_is_the_learner_notebook(graded_class, superposition):
 
 def test_every_student_keeps_a_row(graded_class):
     _, _, scores = graded_class
-    assert sorted(scores) == ["alice", "bob", "carol", "ivan", "judy"]
+    assert sorted(scores) == ["bob", "carol", "ivan", "judy"]
     assert scores["ivan"] == 0
 
 
-def test_solution_full_marks_release_zero(graded_class, points):
-    _, _, scores = graded_class
-    assert scores["alice"] == sum(points.values())
+def test_the_untouched_release_scores_zero(graded_class):
+    _, outcomes, scores = graded_class
+    assert outcomes["bob"].success
     assert scores["bob"] == 0
 
 
