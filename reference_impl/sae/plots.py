@@ -37,10 +37,10 @@ def plot_tradeoff(points):
     ax.set_xlabel("L0: active latents per token (lower is sparser)")
     ax.set_ylabel("fraction of variance unexplained\n(lower reconstructs better)")
     ax.set_title("the sparsity–reconstruction trade-off on world-5l", fontsize=10)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.margins(x=0.25, y=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    # Room on the right and above for the labels; the lower left stays free for the legend.
+    ax.set_xlim(0, 1.4 * max(l0 for l0, _ in points.values()))
+    ax.set_ylim(0, 1.3 * max(fvu for _, fvu in points.values()))
+    ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -48,9 +48,10 @@ def plot_tradeoff(points):
 def plot_density(densities):
     """Histograms of log10 latent density: densities {label: (d_sae,) tensor}."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    bins = np.linspace(-6, 0, 37)
+    densities = {label: torch.as_tensor(d).numpy() for label, d in densities.items()}
+    rarest = min(d[d > 0].min() for d in densities.values())
+    bins = np.linspace(min(-3.0, np.floor(np.log10(rarest))), 0, 33)
     for label, density in densities.items():
-        density = torch.as_tensor(density).numpy()
         dead = int((density == 0).sum())
         ax.hist(np.log10(density[density > 0]), bins=bins, alpha=0.6,
                 label=f"{label} ({dead} never fire)")
@@ -65,7 +66,7 @@ def plot_density(densities):
 def plot_concepts(concepts, latent_precision, neuron_precision, recall):
     """For each concept, the precision of the best SAE latent and of the best MLP neuron at the
     same recall, as paired horizontal bars."""
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(concepts) + 1.3))
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(concepts) + 1.8))
     y = np.arange(len(concepts))[::-1]
     ax.barh(y + 0.2, latent_precision, height=0.4, color="tab:blue", label="best SAE latent")
     ax.barh(y - 0.2, neuron_precision, height=0.4, color="tab:orange",
@@ -74,7 +75,7 @@ def plot_concepts(concepts, latent_precision, neuron_precision, recall):
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"precision at recall {recall:g} (held-out half of the text)")
     ax.set_title("one unit as a classifier of a concept", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)  # below
     fig.tight_layout()
     return fig
 

@@ -7,6 +7,7 @@ instead of paying an L1 penalty, with k close to the L0 of the L1 SAE.
 from reference_impl.zoo import world_sae
 from reference_impl.zoo.bars import Bar
 from reference_impl.zoo.world_sae import BARS as L1_BARS
+from reference_impl.zoo.world_sae import BASE_MODEL  # noqa: F401 (the model it reads)
 
 NAME = "world-5l-sae-topk"
 RECIPE = {**world_sae.RECIPE, "k": 24, "l1_coefficient": 0.0}

@@ -3,12 +3,11 @@
 Each is written the way a learner would write it, in the notebook's names: ``latents``,
 ``check_width`` and ``masked_next_token_loss`` are the functions the notebook gives, and ``encode``,
 ``decode``, ``topk_encode`` and ``sae_loss`` the learner's own answers to earlier exercises; in
-the notebook they are defined by earlier cells, and the checks hand over the reference versions.
-The mistakes that call those names in an exercise whose notebook cell carries ``@torch.no_grad()``
-use a ``with torch.no_grad():`` block instead, because the checks hand the reference versions to
-the decorator's wrapper and not to the function inside it (tests/sae/test_checks.py,
-``test_a_decorated_answer_is_graded_alone``). The private helpers below are shared by several mistakes and see only this module's names, so
-they take what they need as arguments and use plain tensor code."""
+the notebook they are defined by earlier cells, and the checks hand over the reference versions
+(also to an answer under ``@torch.no_grad()``: tests/sae/test_checks.py,
+``test_a_decorated_answer_is_graded_alone``). The private helpers below are shared by several
+mistakes and see only this module's names, so they take what they need as arguments and use
+plain tensor code."""
 
 import torch
 import torch.nn.functional as F
