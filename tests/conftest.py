@@ -11,7 +11,8 @@ from tests.notebooks import LiveNotebook
 # a class of notebooks to grade alone after the other has finished.
 # The zoo's retrains come first as well: under `-m slow --dist load` they are handed out in
 # collection order, two to a worker, and each must share a worker with a short test.
-LONGEST_FIRST = ("test_zoo_models.py", "induction_heads/test_nbgrader.py", "sae/test_nbgrader.py",
+LONGEST_FIRST = ("test_zoo_models.py", "rome/test_nbgrader.py", "induction_heads/test_nbgrader.py",
+                 "sae/test_nbgrader.py", "rome/test_chapter.py",
                  "sae/test_chapter.py", "ioi_circuit/test_chapter.py", "probing/test_chapter.py",
                  "ioi_circuit/test_nbgrader.py", "test_facts_model.py", "probing/test_nbgrader.py",
                  "superposition/test_nbgrader.py", "superposition/test_chapter.py",
@@ -93,5 +94,18 @@ def sae():
 def sae_run(sae):
     """The chapter 05 solution notebook, executed once per test session."""
     live = LiveNotebook(sae.solution_notebook)
+    yield live
+    live.close()
+
+
+@pytest.fixture(scope="session")
+def rome():
+    return find_chapter("rome")
+
+
+@pytest.fixture(scope="session")
+def rome_run(rome):
+    """The chapter 06 solution notebook, executed once per test session."""
+    live = LiveNotebook(rome.solution_notebook)
     yield live
     live.close()

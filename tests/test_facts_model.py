@@ -1,19 +1,26 @@
 """facts-6l: its training text, and what the zoo page says its tracing and probes show.
 
-The bars themselves are checked with every other zoo model in ``test_zoo_models.py``; the figures
-the page's prose states are measured here and checked with ``tests.claims``."""
+The bars themselves are checked with every other zoo model in ``test_zoo_models.py``, which also
+checks that a fresh measurement gives the metrics the training log holds; the figures the page's
+prose states are read from those metrics, or measured here, and checked with ``tests.claims``."""
 
 import inspect
 import random
 
 import pytest
 
-from reference_impl import tracing
+from reference_impl.rome.solutions import noise_scale
 from reference_impl.world import BOS_ID, build_tokenizer
 from reference_impl.zoo import facts_model, load_model
 from reference_impl.zoo.training import encode_batch
 from tests.claims import stated, states
-from tests.test_zoo_models import measured, probe_split, training_log, zoo_section
+from tests.test_zoo_models import probe_split, training_log, zoo_section
+
+
+def logged():
+    """facts-6l's metrics as its training log holds them (checked against a fresh measurement in
+    test_zoo_models.py, so that the measurement runs once)."""
+    return training_log(facts_model.NAME)["metrics"]
 
 
 @pytest.fixture(scope="module")
@@ -81,18 +88,20 @@ def test_encode_batch_pads_with_bos_and_masks_the_padding(world_split_asked):
     assert encode_batch(tokenizer, texts)[0].shape == (2, 6)  # default: the longest text
 
 
-def test_rome_requests_ask_for_another_object_of_the_same_kind(world_split_asked):
-    world, split, _ = world_split_asked
-    requests = facts_model.rome_requests(world, split, split.train[:60], 50)
-    assert len(requests) == 50
-    for prompt, new in requests:
-        assert new != prompt.object
-        kind = {f.object for f in world.facts_for(prompt.relation)}
-        assert new in kind
+def test_tracing_is_reported_over_noise_seeds(text):
+    metrics = logged()
+    states(text, "It is measured with {} noise seeds", len(facts_model.TRACE["seeds"]))
+    states(text, "the best window at the last subject token recovers {} ± {}",
+           metrics["subject_mlp_recovery"], metrics["subject_mlp_recovery_std"])
+    states(text, "among those that start at layer 0, 1 or 2 (the first half of the model; the "
+                 "last of them covers layers 2–4) {} ± {}", metrics["final_mlp_recovery"],
+           metrics["final_mlp_recovery_std"])
+    # "the first half": windows that start at layer 0, 1 or 2 of six, 3 layers wide
+    assert list(facts_model.FIRST_HALF) == [0, 1, 2] and facts_model.TRACE["window"] == 3
 
 
 def test_the_fact_runs_through_the_first_mlp_at_the_subject(text):
-    metrics = measured(facts_model.NAME)
+    metrics = logged()
     assert metrics["subject_mlp_window_start"] == 0  # the winning window starts at the first MLP
     states(text, "Nearly all of the winning window is the first MLP: the layer-{} MLP at the last "
                  "name token", [metrics["subject_mlp_window_start"], metrics["rome_layer"]])
@@ -100,7 +109,7 @@ def test_the_fact_runs_through_the_first_mlp_at_the_subject(text):
 
 
 def test_the_attributes_reach_the_name_token_in_blocks_2_to_4(text):
-    metrics = measured(facts_model.NAME)
+    metrics = logged()
     n_layer = load_model(facts_model.NAME)[0].config.n_layer
     # "the probes read each of them with 90 % accuracy only after block 4, the last block before
     # the output one"
@@ -139,8 +148,8 @@ def test_the_zoo_page_describes_how_the_bars_are_measured(text, world_split_aske
     model, tokenizer = load_model(facts_model.NAME)
     world, split, _ = world_split_asked
     prompts = facts_model.traced_prompts(model, tokenizer, split, facts_model.TRACE["prompts"])
-    noise = inspect.signature(tracing.noise_scale).parameters["multiple"].default
-    copies = inspect.signature(tracing.trace).parameters["samples"].default
+    noise = inspect.signature(noise_scale).parameters["multiple"].default
+    copies = facts_model.TRACE["samples"]
     states(text, "Tracing on {} trained prompts that the model answers correctly: Gaussian noise "
                  "of {}× the standard deviation of the subject's token embeddings is added to them "
                  "({} noisy copies), and the MLP outputs of {} consecutive layers are restored",

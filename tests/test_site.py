@@ -71,7 +71,8 @@ def test_every_chapter_is_in_the_navigation():
 # A piece of each chapter's math, as the page's source carries it.
 MATH = {"01_superposition": r"\mathrm{ReLU}", "02_probing": r"\mathrm{IG}_i(x)",
         "03_induction_heads": r"\sum_i \lambda_i", "04_ioi_circuit": r"m_\text{clean}",
-        "05_sae": r"\lambda \sum_i f_i"}
+        "05_sae": r"\lambda \sum_i f_i",
+        "06_rome": r"(C^{-1} k_*)^\top k_*"}
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.folder)

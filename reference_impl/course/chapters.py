@@ -70,6 +70,7 @@ CHAPTERS = [
     Chapter("03", "induction_heads", "Induction heads"),
     Chapter("04", "ioi_circuit", "The IOI circuit"),
     Chapter("05", "sae", "Sparse autoencoders"),
+    Chapter("06", "rome", "Locating and editing facts"),
 ]
 
 

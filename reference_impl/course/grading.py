@@ -170,10 +170,14 @@ class SolutionCallWatch:
     def __init__(self, module_name, allowed=()):
         self.module_name = module_name
         module = importlib.import_module(module_name)
-        allowed_codes = {getattr(f, "__code__", None) for f in allowed}
-        self.watched = {value.__code__: name for name, value in vars(module).items()
-                        if isinstance(value, types.FunctionType)
-                        and value.__module__ == module_name and value.__code__ not in allowed_codes}
+        allowed_codes = {getattr(inspect.unwrap(f), "__code__", None) for f in allowed}
+        # A decorated function (@contextmanager, @torch.no_grad()) is watched by the code of the
+        # function inside the decorator: the wrapper's code is the decorator's, shared by every
+        # function it decorates, the course's and the learner's.
+        self.watched = {inspect.unwrap(value).__code__: name
+                        for name, value in vars(module).items()
+                        if isinstance(value, types.FunctionType) and value.__module__ == module_name
+                        and inspect.unwrap(value).__code__ not in allowed_codes}
         self.found = None
 
     def _profile(self, frame, event, arg):

@@ -28,8 +28,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import GPT2Config
 
-from reference_impl import rome
-from reference_impl.tracing import trace
+from reference_impl.rome.solutions import (edit_scores, edited, key_second_moment, noise_scale,
+                                           rome_weight, subject_noise, trace, with_ridge)
 from reference_impl.world import BOS_ID, build_tokenizer, fact_prompts, fact_split, generate_world
 from reference_impl.zoo import build_model
 from reference_impl.zoo.bars import Bar
@@ -56,8 +56,11 @@ RECIPE = dict(n_layer=6, d_model=96, n_head=4, d_mlp=384, asked_fraction=0.25,
               biography_fraction=0.6, steps=3000, batch_size=64, lr=2e-3, betas=(0.9, 0.98),
               weight_decay=0.1, warmup=100, grad_clip=1.0, n_positions=20,
               loss="all tokens (padding masked)")
-TRACE = dict(prompts=100, window=3, kind="mlp")  # noise: 3x the subject embeddings' std
+# noise: 3x the subject embeddings' std, 10 noisy copies; ten noise seeds (prompt i of seed s
+# draws its noise with seed s + i)
+TRACE = dict(prompts=100, window=3, kind="mlp", samples=10, seeds=tuple(range(0, 10_000, 1000)))
 EDITS = 50
+FIRST_HALF = range((RECIPE["n_layer"] + 1) // 2)  # windows that start at layer 0, 1 or 2
 
 BARS = (
     Bar("facts_train_accuracy", ">=", 0.95, "fact recall on trained prompts (asked people)"),
@@ -65,14 +68,19 @@ BARS = (
         "fact recall on held-out (subject, template) paraphrases (asked people)"),
     Bar("subject_mlp_recovery", ">=", 0.40,
         "share of the effect recovered by restoring MLP outputs at the subject's last token, "
-        "best window of 3 layers, 100 prompts"),
-    Bar("subject_mlp_window_start", "<", 3, "first layer of that window (first half: 0-2)"),
+        "best window of 3 layers, 100 prompts, mean over 10 noise seeds"),
+    Bar("subject_mlp_window_start", "<", 3,
+        "first layer of the best such window on average (a window that starts at layer 0, 1 or "
+        "2)"),
     Bar("subject_minus_final_recovery", ">", 0.0,
-        "that share minus the best window of 3 MLP layers at the final position in the first "
-        "half"),
-    Bar("rome_efficacy", ">=", 0.95,
-        "rank-one edits of the MLP at the best layer that make the model prefer the new object "
-        "(50 requests)"),
+        "that share minus the best window of 3 MLP layers at the final position that starts at "
+        "layer 0, 1 or 2 (mean over the seeds)"),
+    Bar("rome_paraphrase", ">=", 0.90,
+        "ROME edits of the MLP at the best layer: share of the held-out paraphrases that prefer "
+        "the new object (50 requests)"),
+    Bar("rome_neighbourhood", ">=", 0.90,
+        "share of the neighbours (same relation and object) that keep their object after those "
+        "edits"),
 ) + tuple(
     Bar(f"probe_{relation}_accuracy", ">=", 0.90,
         f"linear probe for {relation} at the last name token, best middle block (1-4), "
@@ -164,14 +172,17 @@ def traced_prompts(model, tokenizer, split, n):
     return [p for p, ok in zip(prompts, right.tolist()) if ok][:n]
 
 
-def mean_recovery(model, tokenizer, prompts, window):
+def recovery(model, tokenizer, prompts, window, seed):
     """Share of the subject-corruption effect recovered by restoring MLP outputs, per window
-    start (rows) at the subject's last token and at the final position (columns)."""
+    start (rows) at the subject's last token and at the final position (columns): the indirect
+    effects and the total effects each averaged over the prompts first."""
     restored, clean, corrupted = 0.0, 0.0, 0.0
-    for prompt in prompts:
+    for i, prompt in enumerate(prompts):
         ids, (start, stop) = prompt_ids(tokenizer, prompt)
         target = tokenizer.convert_tokens_to_ids(prompt.object)
-        t = trace(model, ids, (start, stop), target, kind=TRACE["kind"], window=window,
+        noise = subject_noise(TRACE["samples"], stop - start, model.config.n_embd,
+                              noise_scale(model, ids[start:stop]), seed=seed + i)
+        t = trace(model, ids, (start, stop), target, noise, kind=TRACE["kind"], window=window,
                   positions=[stop - 1, len(ids) - 1])
         restored, clean, corrupted = restored + t.restored, clean + t.clean, corrupted + t.corrupted
     return (restored - corrupted) / (clean - corrupted)
@@ -183,31 +194,23 @@ def key_text(world, split, n=2000, seed=1):
     return [training_text(world, split, rng) for _ in range(n)]
 
 
-def rome_requests(world, split, prompts, n):
-    """(prompt, new object) pairs: each traced prompt, with another object of the same kind."""
-    rng = random.Random(WORLD_SEED)
-    pools = {r: sorted({f.object for f in world.facts_for(r)}) for r in RELATIONS}
-    return [(p, rng.choice([o for o in pools[p.relation] if o != p.object])) for p in prompts[:n]]
+def rome_scores(model, tokenizer, layer):
+    """The chapter 06 scores of ROME edits at ``layer``, averaged over ``EDITS`` requests (each
+    score over the requests that have prompts for it). Every edit is undone before the next."""
+    from reference_impl.rome.data import edit_prompts, edit_requests, key_text_batch, target_id
 
-
-def rome_efficacy(model, tokenizer, world, split, prompts, layer):
-    """Share of rank-one edits at ``layer`` after which the edited prompt prefers the new
-    object to the true one. Every edit is undone before the next."""
-    texts = key_text(world, split)
-    ids, mask = encode_batch(tokenizer, texts, RECIPE["n_positions"])
-    # the mask marks predicted positions; a key is wanted at every real token
-    mask = torch.cat([torch.ones(len(texts), 1), mask], dim=1)
-    second_moment = rome.key_second_moment(model, ids, layer, mask=mask)
-    wins = 0
-    for prompt, new in rome_requests(world, split, prompts, EDITS):
-        ids, (_, stop) = prompt_ids(tokenizer, prompt)
-        new_id, old_id = tokenizer.convert_tokens_to_ids([new, prompt.object])
-        old_weight, _ = rome.rome_edit(model, [(ids, stop - 1)], layer, new_id, second_moment)
-        with torch.no_grad():
-            logits = model(ids[None]).logits[0, -1]
-        rome.restore(model, layer, old_weight)
-        wins += bool(logits[new_id] > logits[old_id])
-    return wins / EDITS
+    second_moment = with_ridge(key_second_moment(model, *key_text_batch(tokenizer), layer))
+    totals, counts = {}, {}
+    for request in edit_requests(model, tokenizer, EDITS):
+        prompts, kl_prompts = edit_prompts(tokenizer, request)
+        weight, _ = rome_weight(model, prompts, kl_prompts, layer,
+                                target_id(tokenizer, request.new_object), second_moment)
+        with edited(model, layer, weight):
+            for name, value in edit_scores(model, tokenizer, request).items():
+                if value == value:  # NaN: no prompts for this score
+                    totals[name] = totals.get(name, 0.0) + value
+                    counts[name] = counts.get(name, 0) + 1
+    return {f"rome_{name}": totals[name] / counts[name] for name in totals}
 
 
 def measure(model, tokenizer):
@@ -221,15 +224,18 @@ def measure(model, tokenizer):
 
     prompts = traced_prompts(model, tokenizer, split, TRACE["prompts"])
     n_layer, window = model.config.n_layer, TRACE["window"]
-    recovery = mean_recovery(model, tokenizer, prompts, window)
-    first_half = (n_layer + 1) // 2  # windows starting in layers 0 .. first_half - 1
-    best = int(recovery[:, 0].argmax())
-    metrics["subject_mlp_recovery"] = recovery[best, 0].item()
-    metrics["subject_mlp_window_start"] = best
-    metrics["final_mlp_recovery"] = recovery[:first_half, 1].max().item()
+    by_seed = torch.stack([recovery(model, tokenizer, prompts, window, seed)
+                           for seed in TRACE["seeds"]])  # (seed, window start, position)
+    subject_best = by_seed[:, :, 0].max(dim=1).values
+    final_best = by_seed[:, list(FIRST_HALF), 1].max(dim=1).values
+    metrics["subject_mlp_recovery"] = subject_best.mean().item()
+    metrics["subject_mlp_recovery_std"] = subject_best.std().item()
+    metrics["subject_mlp_window_start"] = int(by_seed[:, :, 0].mean(dim=0).argmax())
+    metrics["final_mlp_recovery"] = final_best.mean().item()
+    metrics["final_mlp_recovery_std"] = final_best.std().item()
     metrics["subject_minus_final_recovery"] = (metrics["subject_mlp_recovery"]
                                                - metrics["final_mlp_recovery"])
-    single = mean_recovery(model, tokenizer, prompts, 1)
+    single = recovery(model, tokenizer, prompts, 1, TRACE["seeds"][0])
     layer = int(single[:, 0].argmax())
     metrics["rome_layer"] = layer
     metrics["subject_mlp_layer_recovery"] = single[layer, 0].item()
@@ -242,7 +248,7 @@ def measure(model, tokenizer):
             metrics[f"probe_{relation}_block{block}"] = score
         metrics[f"probe_{relation}_accuracy"], metrics[f"probe_{relation}_layer"] = (
             best_middle_block(by_layer, n_layer))
-    metrics["rome_efficacy"] = rome_efficacy(model, tokenizer, world, split, prompts, layer)
+    metrics.update(rome_scores(model, tokenizer, layer))
     return metrics
 
 
