@@ -385,6 +385,18 @@ def average_of_restored_probabilities(traces, subjects):
     return totals / counts
 
 
+def average_columns_by_position(traces, subjects):
+    # column p read as position p, which holds only for a trace over every position from 0
+    totals = torch.zeros(len(traces[0].restored), len(POSITION_CLASSES))
+    counts = torch.zeros(len(POSITION_CLASSES))
+    for t, (start, stop) in zip(traces, subjects):
+        for c, positions in enumerate(_class_positions(start, stop, len(t.positions) - 1)):
+            if len(positions):
+                totals[:, c] += t.indirect_effect[:, list(positions)].mean(dim=1)
+                counts[c] += 1
+    return totals / counts
+
+
 # subject_key ----------------------------------------------------------------------------------
 
 def _activations_at(model, prompts, name, position_of):
@@ -1003,93 +1015,113 @@ def finetune_not_detached(model, prompts, layer, target, steps=25, lr=5e-4, max_
 
 MISTAKES = {
     "corrupted_probabilities": {
-        corrupted_noise_one_position_early: "noisy copies has wrong values",
-        corrupted_noise_after_block_0: "noisy copies has wrong values",
-        corrupted_same_noise_every_copy: "noisy copies has wrong values",
-        corrupted_noise_replaces_embedding: "noisy copies has wrong values",
-        corrupted_logit_not_probability: "noisy copies has wrong values",
-        corrupted_mean_over_copies: "expected shape (3,), got ()",
-        corrupted_hook_left_on_wte: "left 1 hook on the model",
+        corrupted_noise_one_position_early: 'with 3 noisy copies has wrong values',
+        corrupted_noise_after_block_0: 'with 3 noisy copies has wrong values',
+        corrupted_same_noise_every_copy: 'with 3 noisy copies has wrong values',
+        corrupted_noise_replaces_embedding: 'with 3 noisy copies has wrong values',
+        corrupted_logit_not_probability: 'with 3 noisy copies has wrong values',
+        corrupted_mean_over_copies: 'with 3 noisy copies: expected shape (3,), got ()',
+        corrupted_hook_left_on_wte:
+            '`corrupted_probabilities` left 1 hook on the model (now removed)',
     },
     "restored_probabilities": {
-        restored_at_every_position: "has wrong values (at index",
-        restored_from_the_corrupted_run: "has wrong values (at index",
-        restored_without_the_noise: "has wrong values (at index",
-        restored_first_layer_only: "has wrong values (at index",
-        restored_residual_whatever_the_kind: "has wrong values (at index",
-        restored_state_entering_the_layer: "has wrong values (at index",
-        restored_mean_over_copies: "expected shape (3,), got ()",
+        restored_at_every_position:
+            'restoring hook_resid_post of layers [4] at position 7 has wrong values',
+        restored_from_the_corrupted_run:
+            'restoring hook_resid_post of layers [4] at position 7 has wrong values',
+        restored_without_the_noise:
+            'restoring hook_resid_post of layers [4] at position 7 has wrong values',
+        restored_first_layer_only:
+            'restoring hook_mlp_out of layers [3, 4] at position 5 has wrong values',
+        restored_residual_whatever_the_kind:
+            'restoring hook_mlp_out of layers [3, 4] at position 5 has wrong values',
+        restored_state_entering_the_layer:
+            'restoring hook_resid_post of layers [4] at position 7 has wrong values',
+        restored_mean_over_copies: 'at position 7: expected shape (3,), got ()',
     },
     "trace": {
-        trace_window_one_short: "restored has wrong values",
-        trace_positions_without_the_last: "positions should be",
-        trace_indirect_effect_as_restored: "restored has wrong values",
-        trace_corrupted_of_one_copy: "corrupted: expected",
-        trace_clean_log_probability: "clean: expected",
-        trace_a_row_per_layer: "expected shape (1, 3), got (2, 3)",
-        trace_returns_a_dict: "should return a Trace",
+        trace_window_one_short: "(kind 'resid', window 1): restored has wrong values",
+        trace_positions_without_the_last:
+            ("(kind 'resid', window 1): positions should be [0, 1, 2, 3, 4, 5, "
+             '6, 7, 8, 9] (every position when none are given)'),
+        trace_indirect_effect_as_restored: "(kind 'resid', window 1): restored has wrong values",
+        trace_corrupted_of_one_copy: "(kind 'resid', window 1): corrupted: expected 0.2871",
+        trace_clean_log_probability: "(kind 'resid', window 1): clean: expected 0.9967",
+        trace_a_row_per_layer:
+            "(kind 'mlp', window 2): restored: expected shape (1, 3), got (2, 3)",
+        trace_returns_a_dict: "(kind 'resid', window 1) should return a Trace, got dict",
     },
     "average_indirect_effect": {
-        average_of_recovered_shares: "traces has wrong values",
-        average_divided_by_total_effect: "traces has wrong values",
-        average_with_positions_before_the_subject: "traces has wrong values",
-        average_over_every_prompt: "traces has wrong values",
-        average_with_empty_classes: "contains NaN or infinite values",
-        average_pooled_over_positions: "traces has wrong values",
-        average_of_restored_probabilities: "traces has wrong values",
+        average_of_recovered_shares: 'average_indirect_effect of 6 traces has wrong values',
+        average_divided_by_total_effect: 'average_indirect_effect of 6 traces has wrong values',
+        average_with_positions_before_the_subject:
+            'average_indirect_effect of 6 traces has wrong values',
+        average_over_every_prompt: 'average_indirect_effect of 6 traces has wrong values',
+        average_with_empty_classes: 'of 6 traces contains NaN or infinite values',
+        average_pooled_over_positions: 'average_indirect_effect of 6 traces has wrong values',
+        average_of_restored_probabilities: 'average_indirect_effect of 6 traces has wrong values',
+        average_columns_by_position: '`average_indirect_effect` raised IndexError',
     },
     "subject_key": {
-        key_before_the_gelu: "two contexts has wrong values",
-        key_at_the_last_token: "two contexts has wrong values",
-        key_from_the_mlp_output: "expected shape (384,), got (96,)",
-        key_of_the_first_prompt_only: "two contexts has wrong values",
-        key_mean_over_positions: "two contexts has wrong values",
-        key_summed_over_prompts: "two contexts has wrong values",
-        key_at_the_token_after_the_subject: "two contexts has wrong values",
+        key_before_the_gelu: 'layer 0, two contexts has wrong values',
+        key_at_the_last_token: 'layer 0, two contexts has wrong values',
+        key_from_the_mlp_output: 'layer 0, two contexts: expected shape (384,), got (96,)',
+        key_of_the_first_prompt_only: 'layer 0, two contexts has wrong values',
+        key_mean_over_positions: 'layer 0, two contexts has wrong values',
+        key_summed_over_prompts: 'layer 0, two contexts has wrong values',
+        key_at_the_token_after_the_subject: 'layer 0, two contexts has wrong values',
     },
     "key_second_moment": {
-        moment_centred: "real tokens has wrong values",
-        moment_with_padding: "real tokens has wrong values",
-        moment_divided_by_the_batch: "real tokens has wrong values",
-        moment_in_float32: "expected dtype torch.float64, got torch.float32.",
-        moment_tokens_by_tokens: "expected shape (96, 96), got (27, 27)",
-        moment_unbiased: "real tokens has wrong values",
-        moment_of_keys_before_the_gelu: "real tokens has wrong values",
+        moment_centred: 'layer 0, 27 real tokens has wrong values',
+        moment_with_padding: 'layer 0, 27 real tokens has wrong values',
+        moment_divided_by_the_batch: 'layer 0, 27 real tokens has wrong values',
+        moment_in_float32: '27 real tokens: expected dtype torch.float64, got torch.float32',
+        moment_tokens_by_tokens: '27 real tokens: expected shape (96, 96), got (27, 27)',
+        moment_unbiased: 'layer 0, 27 real tokens has wrong values',
+        moment_of_keys_before_the_gelu: 'layer 0, 27 real tokens has wrong values',
     },
     "optimise_value": {
-        value_without_kl: "v* has wrong values",
-        value_kl_reversed: "v* has wrong values",
-        value_squared_norm_decay: "v* has wrong values",
-        value_without_weight_decay: "v* has wrong values",
-        value_delta_at_every_position: "v* has wrong values",
-        value_stale_probability: "the probability: expected",
-        value_returns_delta: "v* has wrong values",
+        value_without_kl: 'weight_decay 0.5: v* has wrong values',
+        value_kl_reversed: 'weight_decay 0.5: v* has wrong values',
+        value_squared_norm_decay: 'weight_decay 0.5: v* has wrong values',
+        value_without_weight_decay: 'weight_decay 0.5: v* has wrong values',
+        value_delta_at_every_position: 'weight_decay 0.5: v* has wrong values',
+        value_stale_probability: 'weight_decay 0.5: the probability: expected 0.9888',
+        value_returns_delta: 'weight_decay 0.5: v* has wrong values',
     },
     "rank_one_update": {
-        update_without_bias: "has wrong values",
-        update_with_c_not_its_inverse: "has wrong values",
-        update_transposed: "expected shape (10, 7), got (7, 10)",
-        update_without_normalisation: "has wrong values",
-        update_without_c: "has wrong values",
-        update_in_float64: "expected dtype torch.float32, got torch.float64.",
-        update_in_place: "changed its input",
+        update_without_bias: 'rank_one_update with d_mlp 10 and d_model 7 has wrong values',
+        update_with_c_not_its_inverse:
+            'rank_one_update with d_mlp 10 and d_model 7 has wrong values',
+        update_transposed: 'd_model 7: expected shape (10, 7), got (7, 10)',
+        update_without_normalisation:
+            'rank_one_update with d_mlp 10 and d_model 7 has wrong values',
+        update_without_c: 'rank_one_update with d_mlp 10 and d_model 7 has wrong values',
+        update_in_float64: 'd_model 7: expected dtype torch.float32, got torch.float64',
+        update_in_place: '`rank_one_update` changed its input (argument 1) in place (now put back)',
     },
     "edit_scores": {
-        scores_neighbourhood_backwards: "['neighbourhood']: expected",
-        scores_against_the_requests_object: "['same_person']: expected",
-        scores_as_tensors: "is a tensor: return Python floats",
-        scores_at_the_last_padded_position: "['paraphrase']: expected",
-        scores_with_bos_as_the_objects: "['efficacy']: expected",
-        scores_counted_not_shared: "['paraphrase']: expected",
-        scores_efficacy_as_probability: "['efficacy']: expected",
+        scores_neighbourhood_backwards: "(edited by ROME): ['neighbourhood']: expected 1, got 0",
+        scores_against_the_requests_object:
+            "(edited by ROME): ['same_person']: expected 0.5, got 0",
+        scores_as_tensors: "(edited by ROME): ['efficacy'] is a tensor: return Python floats",
+        scores_at_the_last_padded_position:
+            "(edited by ROME): ['paraphrase']: expected 0.2, got 0.8",
+        scores_with_bos_as_the_objects: "(edited by ROME): ['efficacy']: expected 1, got 0",
+        scores_counted_not_shared: "(edited by ROME): ['paraphrase']: expected 0.2, got 1",
+        scores_efficacy_as_probability: "(edited by ROME): ['efficacy']: expected 1, got 0.5369",
     },
     "finetune_layer": {
-        finetune_without_clamp: "max_change 0.005 has wrong values",
-        finetune_clamped_to_an_absolute_range: "max_change 0.005 has wrong values",
-        finetune_every_parameter: "max_change 0.005 has wrong values",
-        finetune_with_sgd: "max_change 0.005 has wrong values",
-        finetune_clamped_before_the_step: "max_change 0.005 has wrong values",
-        finetune_the_models_own_weight: "changed its input",
-        finetune_not_detached: "still requires a gradient",
+        finetune_without_clamp: '3 steps at lr 0.01 with max_change 0.005 has wrong values',
+        finetune_clamped_to_an_absolute_range:
+            '3 steps at lr 0.01 with max_change 0.005 has wrong values',
+        finetune_every_parameter: '3 steps at lr 0.01 with max_change 0.005 has wrong values',
+        finetune_with_sgd: '3 steps at lr 0.01 with max_change 0.005 has wrong values',
+        finetune_clamped_before_the_step:
+            '3 steps at lr 0.01 with max_change 0.005 has wrong values',
+        finetune_the_models_own_weight:
+            ('`finetune_layer` changed its input (argument '
+             '1.transformer.h.0.mlp.c_proj.weight) in place'),
+        finetune_not_detached: 'finetune_layer returned a weight that still requires a gradient',
     },
 }
