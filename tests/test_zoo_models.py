@@ -14,11 +14,12 @@ import torch
 
 from reference_impl import zoo
 from reference_impl.cli import main
-from reference_impl.world import BOS_ID
+from reference_impl.world import BOS_ID, generate_world
 from reference_impl.zoo import load_model, read_manifest
 from reference_impl.zoo.bars import RETRAIN_STANDARD_ERRORS, unmet
 from reference_impl.zoo import attn_only, world_model
 from reference_impl.zoo.induction import head_scores
+from reference_impl.zoo.probes import TRAIN_FRACTION
 from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE,
                                         checkpoint_mb, load, page_section, page_sections, recipe,
                                         train_and_save, verify)
@@ -26,6 +27,7 @@ from tests.claims import stated, states
 
 
 SHIPPED_MODELS = zoo.MODELS_DIR
+N_PEOPLE = len(generate_world(0).people)  # every zoo model's world has as many people
 
 
 @functools.cache
@@ -77,7 +79,12 @@ def test_the_training_log_recorded_the_same_behaviour(shipped):
     # The log stores what the model measured when it was trained; loading must not change it.
     name, metrics = shipped
     logged = json.loads((zoo.MODELS_DIR / name / "training_log.json").read_text())["metrics"]
-    assert logged == pytest.approx(metrics, rel=1e-4, nan_ok=True)
+    # On another CPU the activations differ in their last bits, and a probe trained on them may
+    # classify one of the held-out people differently.
+    held_out = N_PEOPLE - int(TRAIN_FRACTION * N_PEOPLE)
+    one_person = {key: pytest.approx(metrics[key], abs=1 / held_out + 1e-9)
+                  for key in metrics if key.startswith("probe_") and "_block" in key}
+    assert logged == pytest.approx({**metrics, **one_person}, rel=1e-4, nan_ok=True)
 
 
 @pytest.mark.parametrize("name", RECIPES)

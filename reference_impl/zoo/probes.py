@@ -8,6 +8,8 @@ from sklearn.linear_model import LogisticRegression
 
 from reference_impl.hooks import run_with_cache
 
+TRAIN_FRACTION = 0.8  # of the people, for the probes; the rest are held out
+
 
 @torch.no_grad()
 def name_probe_accuracies(model, tokenizer, world, relations, layers, seed=0):
@@ -19,7 +21,7 @@ def name_probe_accuracies(model, tokenizer, world, relations, layers, seed=0):
     _, cache = run_with_cache(model, names, names=[f"blocks.{l}.hook_resid_post" for l in layers])
     order = list(range(len(people)))
     random.Random(seed).shuffle(order)
-    cut = int(0.8 * len(order))
+    cut = int(TRAIN_FRACTION * len(order))
     train, test = order[:cut], order[cut:]
     accuracies = {}
     for relation in relations:

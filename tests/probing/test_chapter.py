@@ -142,8 +142,12 @@ def test_selectivity(run, text):
     best = run("best_layer")
     task, control, selectivity = by_layer[best]
     assert selectivity >= 0.3
+    # On another CPU the activations differ in their last bits, and the probes classify a few of
+    # the 600 held-out contexts differently (task 0.905 on two other machines).
     states(text, "The linear probe is most selective after block {}: task {}, control {}, a "
-                 "selectivity of {}", best - 1, task, control, selectivity)
+                 "selectivity of {}", best - 1, task, control, selectivity,
+           tolerance=[None, 0.01, 0.01, 0.02],
+           reason="a few held-out contexts either way on another CPU")
     baselines = run("[majority_baseline(task_labels, seen_train, seen_test), "
                     "majority_baseline(control_labels, seen_train, seen_test)]")
     states(text, "(the majority baselines are {} and {})", *baselines)
@@ -176,7 +180,8 @@ def test_amnesic_probing(run, text):
                                            random_recall[4])]
     states(text, "with {} dimensions removed it still answers {} of them, and {} with {}, against "
                  "{} and {} when as many random directions", removed[2], counts[0], counts[1],
-           removed[4], counts[2], counts[3])
+           removed[4], counts[2], counts[3], tolerance=[None, 1, 1, None, 1, 1],
+           reason="a prompt whose answer wins narrowly can flip on another CPU")
 
 
 # 6 · Integrated gradients

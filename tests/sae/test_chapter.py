@@ -65,12 +65,18 @@ def test_an_sae_recovers_the_true_features_given_room_and_a_penalty(run, text):
 def test_resampling_lowers_the_dead_fraction(run, text):
     dead = run("dead")
     d_sae = run("crowded.cfg['d_sae']")
-    states(text, "After training, {} % of the {} latents are dead", dead["trained"], d_sae)
+    # A short run at a large learning rate is chaotic: on another CPU its sums differ in the last
+    # bits and it ends tens of latents apart (measured elsewhere: 4.9 % dead after training on one
+    # machine; 5.8 %, 9.1 % and 5.3 % for the three figures on another). What the text concludes
+    # from them, their order, is asserted exactly below.
+    chaotic = "the run ends tens of latents apart on another CPU"
+    states(text, "After training, {} % of the {} latents are dead", dead["trained"], d_sae,
+           tolerance=[0.025, None], reason=chaotic)
     states(text, "Resampling brings every one of them back at once ({} % dead)",
            dead["just resampled"])
     states(text, "after {} more steps {} % are dead, against {} % for the same run continued "
                  "without resampling", 300, dead["after resampling"],
-           dead["without resampling"])
+           dead["without resampling"], tolerance=[None, 0.025, 0.025], reason=chaotic)
     assert dead["trained"] > 0 and dead["just resampled"] == 0
     assert dead["after resampling"] < dead["without resampling"]
     # "some of the revived latents die again, and some live ones die as training goes on"

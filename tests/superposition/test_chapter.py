@@ -177,7 +177,8 @@ def test_dimensions_per_feature_falls_with_a_plateau_at_one_half(run, text):
     on_plateau = [dims[i] for i in plateau]
     states(text, "for densities from about {} to {} the curve rests on a plateau at 1/2 "
                  "({} to {})", density[plateau[0]], density[plateau[-1]], max(on_plateau),
-           min(on_plateau))
+           min(on_plateau), tolerance=[None, None, 0.03, 0.03],
+           reason="the toy models train to slightly different optima on another CPU (0.46 on one)")
     states(text, "before it drops again towards {} at $p = {}$", dims[-1], density[-1])
     # Feature by feature: on the plateau every represented feature has D_i close to 1/2.
     plateau_dims = run(f"[feature_dimensionality(sweep_model.W.detach())[i]"
