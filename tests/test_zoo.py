@@ -52,7 +52,14 @@ def test_a_changed_file_is_refused(scratch_zoo):
 
 
 def test_an_unknown_name_offline_lists_the_zoo(scratch_zoo, monkeypatch):
+    # The libraries read HF_HUB_OFFLINE when they are imported, so the flag itself is set too
+    # (without it the test waits for the network to time out).
+    import huggingface_hub.constants
+    import transformers.utils.hub
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(transformers.utils.hub, "_is_offline_mode", True, raising=False)
     with pytest.raises(zoo.ZooError, match=r"not in the zoo \(tiny\)"):
         zoo.load_model("no-such-model-anywhere")
 
