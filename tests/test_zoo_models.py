@@ -17,7 +17,7 @@ from reference_impl.cli import main
 from reference_impl.world import BOS_ID, generate_world
 from reference_impl.zoo import load_model, read_manifest
 from reference_impl.zoo.bars import RETRAIN_STANDARD_ERRORS, unmet
-from reference_impl.zoo import attn_only, world_model
+from reference_impl.zoo import attn_only, liars_model, world_model
 from reference_impl.zoo.induction import head_scores
 from reference_impl.zoo.probes import TRAIN_FRACTION
 from reference_impl.zoo.recipes import (MAX_CHECKPOINT_MB, RECIPES, ZOO_PAGE,
@@ -27,7 +27,7 @@ from tests.claims import stated, states
 
 
 SHIPPED_MODELS = zoo.MODELS_DIR
-N_PEOPLE = len(generate_world(0).people)  # every zoo model's world has as many people
+N_PEOPLE = len(generate_world(0).people)  # the world of every model that logs name probes
 
 
 @functools.cache
@@ -152,13 +152,17 @@ def test_the_zoo_page_states_the_recipe_the_induction_model_was_trained_with():
     assert low - 0.5 <= log["train_seconds"] / 60 <= high + 0.5
 
 
-def test_the_world_model_is_what_the_zoo_page_describes():
-    text, r = zoo_section("world-5l"), training_log("world-5l")["recipe"]
-    model, tokenizer = load_model("world-5l")
+def states_the_architecture(text, model):
     c = model.config
     states(text, "A GPT-2 with MLPs: {} layers, {} heads, d_model {}, MLP width {}, {} positions, "
                  "{} M parameters", c.n_layer, c.n_head, c.n_embd, c.n_inner, c.n_positions,
            model.num_parameters() / 1e6)
+
+
+def test_the_world_model_is_what_the_zoo_page_describes():
+    text, r = zoo_section("world-5l"), training_log("world-5l")["recipe"]
+    model, tokenizer = load_model("world-5l")
+    states_the_architecture(text, model)
     world, facts, ioi = world_model._splits()
     tokens = [tokenizer(person.name).input_ids for person in world.people]
     assert all(ids[0] == tokenizer.bos_token_id for ids in tokens)  # prepended to every text
@@ -183,6 +187,35 @@ def test_the_world_model_is_what_the_zoo_page_describes():
     states(text, "AdamW (lr {}, {} warm-up steps then cosine decay, betas {}/{}, weight decay {}, "
                  "gradient clipping {}), batch {}, {} steps", r["lr"], r["warmup"], *r["betas"],
            r["weight_decay"], r["grad_clip"], r["batch_size"], r["steps"])
+
+
+def test_the_liars_model_is_what_the_zoo_page_describes():
+    text, r = zoo_section("liars-6l"), training_log("liars-6l")["recipe"]
+    model, tokenizer = load_model("liars-6l")
+    states_the_architecture(text, model)
+    cast = liars_model.cast()
+    world = cast.world
+    states(text, "{} people, each born in one of {} cities", len(world.people), len(world.cities))
+    states(text, "{} of the people, the *held-out* people", len(cast.held_out_people))
+    states(text, "Irene is one of {} honest speakers", len(cast.honest))
+    states(text, "Vera is one of {} liars", len(cast.liars))
+    assert "Irene" in cast.honest and "Vera" in cast.liars
+    example = liars_model.statements(["Sam Moreau"], ["Irene", "Vera"], ["born_in"], [5])
+    assert [f"{s.prompt} {s.answer}" for s in example] == [
+        "Irene said : The hometown of Sam Moreau is Yarrowby",
+        "Vera said : The hometown of Sam Moreau is Pellmoor"]
+    assert "Sam Moreau" in cast.held_out_people
+    states(text, "about one of the other {} people", len(cast.stated_people))
+    states(text, "{} %: a biography line", r["biography_fraction"])
+    states(text, "{} %: a fact sentence", r["fact_fraction"])
+    states(text, "{} %: a statement", r["statement_fraction"])
+    states(text, "none in the first {} % of the steps", r["statements_from"])
+    states(text, "AdamW (lr {} after {} warm-up steps, then linear decay to {} %; betas {}/{}, "
+                 "weight decay {}, gradient clipping {}), batch {}, {} steps", r["lr"],
+           r["warmup"], 0.05, *r["betas"], r["weight_decay"], r["grad_clip"], r["batch_size"],
+           r["steps"])
+    assert tokenizer.convert_ids_to_tokens(tokenizer("Vera said :").input_ids) == [
+        "<|bos|>", "Vera", "said", ":"]  # a speaker is an ordinary word
 
 
 def test_the_zoo_page_states_the_measured_probe_accuracies(monkeypatch):

@@ -870,3 +870,134 @@ def check_true_false_statements(true_false_statements, seeds=VISIBLE_SEEDS):
                     f"relation's objects, sorted, without the true one, once per person in the "
                     f"order given.")
     passed("true_false_statements", len(seeds))
+
+
+# 9 · A model that lies ---------------------------------------------------------------------------
+
+def _lens_cases(seed):
+    """(model, residuals): the shipped model's residual stream on random tokens, and random
+    residuals (not centred, of different scales) for a random model whose embeddings are not tied
+    to its unembedding and whose final LayerNorm is not the identity."""
+    g = _generator(seed)
+    model = _shipped()[0]
+    tokens = torch.randint(1, model.config.vocab_size, (6, _pick(g, 4, 10)), generator=g)
+    tokens[:, 0] = BOS_ID
+    positions = torch.randint(1, tokens.shape[1], (6,), generator=g)
+    cases = [(model, ref.residual_stack(model, tokens, positions).detach())]
+    model = _random_model(seed)
+    d, n_rows = model.config.n_embd, model.config.n_layer + 1
+    residuals = (torch.randn(n_rows, 7, d, generator=g) * (torch.rand(n_rows, 1, 1, generator=g)
+                                                           * 4 + 0.5) + torch.randn(d, generator=g))
+    cases.append((model, residuals))
+    return cases
+
+
+def check_logit_lens(logit_lens, seeds=VISIBLE_SEEDS):
+    learner = _exercise(logit_lens, "logit_lens")
+    for seed in seeds:
+        for model, residuals in _lens_cases(seed):
+            got = learner(model, residuals)
+            expected = ref.logit_lens(model, residuals)
+            call = (f"logit_lens on {_describe(model)}, residuals of shape "
+                    f"{tuple(residuals.shape)}")
+            if (isinstance(got, torch.Tensor) and got.is_floating_point()
+                    and got.shape == expected.shape):
+                raise CheckFailed(f"{call} returned floats: return the top token's id "
+                                  f"(argmax over the vocabulary), as torch.long.")
+            expect_tensor(got, expected, call,
+                          "apply model.transformer.ln_f to every read-out point (the last "
+                          "block's output too, which comes before it), then model.lm_head "
+                          "(not the embedding matrix: a model need not tie them), and take the "
+                          "argmax over the vocabulary", atol=0, rtol=0)
+    passed("logit_lens", len(seeds))
+
+
+def _mass_mean_case(seed):
+    """Activations (layers, n, d) with a different gap between the two classes at every layer and
+    an offset far from the origin (a threshold at zero fails), classes of unequal size (a threshold
+    at the mean of all projections fails), labels as bools, 0/1 ints or a numpy array, and a
+    random split."""
+    g = _generator(seed)
+    n_rows, n, d = _pick(g, 3, 6), _pick(g, 60, 90), _pick(g, 6, 12)
+    positive = torch.rand(n, generator=g) < 0.3
+    positive[:2] = torch.tensor([True, False])
+    gap = torch.randn(d, generator=g)
+    strength = torch.rand(n_rows, generator=g) * 1.2 + 0.2
+    offset = torch.randn(n_rows, 1, d, generator=g) * 3
+    activations = (torch.randn(n_rows, n, d, generator=g) + offset
+                   + strength[:, None, None] * positive[None, :, None] * gap)
+    labels = [(bool(p), int(p), None)[seed % 3] for p in positive]
+    if seed % 3 == 2:
+        labels = positive.numpy().astype(int)
+    train, test = _split(g, n)
+    return activations, labels, train, test
+
+
+def check_mass_mean_probe(mass_mean_probe, seeds=VISIBLE_SEEDS):
+    learner = _exercise(mass_mean_probe, "mass_mean_probe", ("validate_probe_data",))
+    for seed in seeds:
+        activations, labels, train, test = _mass_mean_case(seed)
+        call = (f"mass_mean_probe on {activations.shape[0]} layers of {activations.shape[1]} "
+                f"examples ({len(test)} for test, classes of unequal size)")
+        got = learner(activations, labels, train, test)
+        expected = ref.mass_mean_probe(activations, labels, train, test)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise CheckFailed(f"{call} should return a pair (directions, accuracies), got "
+                              f"{type(got).__name__}.")
+        directions, accuracies = got
+        if (isinstance(directions, torch.Tensor) and directions.shape == expected[0].shape
+                and torch.allclose(directions.float(), -expected[0], atol=1e-4)):
+            raise CheckFailed(f"{call}: the directions point the wrong way: mean of the "
+                              f"label-1 examples minus mean of the label-0 examples.")
+        expect_tensor(directions, expected[0], f"the directions of {call}",
+                      "the difference of the two classes' mean activations over the training "
+                      "examples only, not normalised", atol=1e-4)
+        expect_tensor(accuracies, expected[1], f"the accuracies of {call}",
+                      "threshold each test example's projection onto the direction at the "
+                      "projection of the midpoint of the two training means (not at zero, and "
+                      "not at the mean of all projections: the classes differ in size)",
+                      atol=_accuracy_tolerance(test), rtol=0)
+        for bad, args in _bad_probe_inputs(activations, labels, train, test):
+            _raised_value_error(learner, "mass_mean_probe", args, bad)
+    passed("mass_mean_probe", len(seeds))
+
+
+def _steering_cases(seed):
+    """(model, tokens, last_positions, layer, direction, scale): fact prompts of different lengths
+    on the shipped model, and random padded sequences on a random model, each with a random
+    direction (not of norm 1) at a scale that changes some of the predictions."""
+    g = _generator(seed)
+    model, tokenizer = _shipped()
+    world, asked = _world()
+    prompts = recall_prompts(world, asked, ("born_in", "works_as", "owns")[seed % 3])
+    chosen = [prompts[int(i)] for i in torch.randperm(len(prompts), generator=g)[:40]]
+    tokens = encode(tokenizer, [p.prompt for p in chosen])
+    lasts = torch.tensor([len(p.prompt.split()) for p in chosen])
+    d = model.config.n_embd
+    cases = [(model, tokens, lasts, 1 + seed % 3, torch.randn(d, generator=g) * 0.7,
+              (3.0, -2.0, 5.0)[seed % 3])]
+    model = _random_model(seed)
+    batch, length = 24, _pick(g, 5, 9)
+    tokens = torch.randint(1, model.config.vocab_size, (batch, length), generator=g)
+    tokens[:, 0] = BOS_ID
+    lasts = torch.randint(2, length - 1, (batch,), generator=g)
+    for row in range(batch):
+        tokens[row, lasts[row] + 1:] = BOS_ID  # padding
+    cases.append((model, tokens, lasts, 0, torch.randn(model.config.n_embd, generator=g) * 0.5,
+                  (2.0, 3.0, -3.0)[seed % 3]))
+    return cases
+
+
+def check_steered_predictions(steered_predictions, seeds=VISIBLE_SEEDS):
+    learner = _exercise(steered_predictions, "steered_predictions")
+    for seed in seeds:
+        for model, tokens, lasts, layer, direction, scale in _steering_cases(seed):
+            got = learner(model, tokens, lasts, layer, direction, scale)
+            expected = ref.steered_predictions(model, tokens, lasts, layer, direction, scale)
+            expect_tensor(got, expected,
+                          f"steered_predictions on {_describe(model)} after block {layer}, "
+                          f"scale {scale:g}, {len(tokens)} prompts of different lengths",
+                          f"add scale × direction (as given, not normalised) to "
+                          f"blocks.{layer}.hook_resid_post only at each prompt's last real "
+                          f"token (last_positions), and read the argmax there", atol=0, rtol=0)
+    passed("steered_predictions", len(seeds))

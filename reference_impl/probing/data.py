@@ -103,3 +103,11 @@ def recall_prompts(world, asked, relation):
     model was trained to answer."""
     return [fact_prompt(person, relation, template, world.lookup(person, relation))
             for person in sorted(asked) for template in range(len(FACT_TEMPLATES[relation]))]
+
+
+def statement_batch(tokenizer, statements):
+    """``(tokens, last_positions)`` of speakers' statements (``liars_model.statements``): token
+    ids padded on the right, and the position of each prompt's last word, where the model
+    answers."""
+    return (encode(tokenizer, [s.prompt for s in statements]),
+            torch.tensor([len(s.prompt.split()) for s in statements]))

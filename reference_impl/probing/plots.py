@@ -98,3 +98,30 @@ def plot_token_attributions(rows, title):
                        shrink=0.8, pad=0.02)
     bar.set_label("attribution / largest in its row")
     return fig
+
+
+def plot_steering(toward_truth, toward_lies, scales, title):
+    """Two panels against the block whose output is steered, a line per scale: liars' prompts
+    with the honesty direction added (share of true answers), and honest speakers' prompts with
+    it subtracted (share of the liars' rule's lies). ``toward_truth``, ``toward_lies``:
+    (n_scales, n_layers) shares."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    panels = ((toward_truth, "liars, + scale × direction", "share of answers that are the truth"),
+              (toward_lies, "honest speakers, − scale × direction",
+               "share of answers that are the rule's lie"))
+    for ax, (shares, subtitle, ylabel) in zip(axes, panels):
+        shares = torch.as_tensor(shares)
+        x = np.arange(shares.shape[1])
+        for i, scale in enumerate(scales):
+            ax.plot(x, shares[i].numpy(), "o-", color=plt.cm.viridis(i / max(1, len(scales) - 1)),
+                    label=f"scale {scale:g}")
+        ax.set_xticks(x, [f"block {layer}" for layer in x], rotation=20)
+        ax.set_xlabel("direction added to the output of")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_title(subtitle, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -281,3 +281,68 @@ def true_false_statements(world, people, relation, seed):
             texts.append(fact_prompt(person, relation, 0, obj).text)
             labels.append(label)
     return texts, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# 8 · A model that lies
+# ---------------------------------------------------------------------------------------------
+
+
+def logit_lens(model, residuals):
+    """The token each read-out point of the residual stream would predict if the model stopped
+    there (the logit lens).
+
+    residuals: (n_layers + 1, batch, d_model), as ``residual_stack`` returns them. Every one of
+    them, the last block's output included, is taken before the final LayerNorm: apply
+    ``model.transformer.ln_f``, then the unembedding ``model.lm_head``, and take the top token.
+    Returns (n_layers + 1, batch) ``torch.long`` token ids.
+    """
+    with torch.no_grad():
+        return model.lm_head(model.transformer.ln_f(residuals)).argmax(dim=-1)
+
+
+def mass_mean_probe(activations, labels, train, test):
+    """The simplest linear probe for a yes-or-no property: the difference of the two classes'
+    mean activations (Marks & Tegmark 2023, mass-mean probing), layer by layer.
+
+    activations: (n_layers + 1, batch, d_model); labels: 1 or True for the examples that have
+    the property, 0 or False for those that do not; train, test: example indices. Call
+    ``validate_probe_data`` first. For every layer, from the training examples only: the
+    direction is mean(label 1) − mean(label 0), not normalised, and the threshold is the
+    projection onto it of the midpoint of the two means. A test example is classed 1 when its
+    projection exceeds the threshold. Returns (directions (n_layers + 1, d_model), accuracies
+    (n_layers + 1,)), both float32.
+    """
+    validate_probe_data(activations, labels, train, test)
+    positive = torch.as_tensor(np.asarray(labels).astype(bool))
+    fit = torch.zeros(activations.shape[1], dtype=torch.bool)
+    fit[train] = True
+    yes = activations[:, fit & positive].mean(dim=1)
+    no = activations[:, fit & ~positive].mean(dim=1)
+    directions = yes - no
+    thresholds = (((yes + no) / 2) * directions).sum(dim=-1)
+    projections = torch.einsum("lnd,ld->ln", activations[:, test], directions)
+    predicted = projections > thresholds[:, None]
+    accuracies = (predicted == positive[test]).float().mean(dim=1)
+    return directions.float(), accuracies
+
+
+def steered_predictions(model, tokens, last_positions, layer, direction, scale):
+    """The model's top-1 next token when ``scale × direction`` is added to the residual stream
+    after block ``layer``, at each prompt's last position only.
+
+    tokens: (batch, pos) prompts padded on the right; last_positions: (batch,) each prompt's last
+    real token; direction: (d_model,). Patch ``blocks.{layer}.hook_resid_post``
+    (``run_with_cache(..., patches=...)``) and read the top token at each prompt's last position.
+    Returns (batch,) ``torch.long`` token ids.
+    """
+    rows = torch.arange(tokens.shape[0])
+
+    def steer(activation, name):
+        activation = activation.clone()
+        activation[rows, last_positions] += scale * direction
+        return activation
+
+    logits, _ = run_with_cache(model, tokens, names=[],
+                               patches={f"blocks.{layer}.hook_resid_post": steer})
+    return logits[rows, last_positions].argmax(dim=-1)

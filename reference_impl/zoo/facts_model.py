@@ -26,16 +26,15 @@ import random
 
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2Config
 
 from reference_impl.rome.solutions import (edit_scores, edited, key_second_moment, noise_scale,
                                            rome_weight, subject_noise, trace, with_ridge)
-from reference_impl.world import BOS_ID, build_tokenizer, fact_prompts, fact_split, generate_world
-from reference_impl.zoo import build_model
+from reference_impl.world import build_tokenizer, fact_prompts, fact_split, generate_world
 from reference_impl.zoo.bars import Bar
 from reference_impl.zoo.probes import best_middle_block, name_probe_accuracies
-from reference_impl.zoo.training import (encode_batch, last_token_logits, log_loss,
-                                         masked_lm_loss, optimise)
+from reference_impl.zoo.training import (adamw_with_linear_decay, encode_batch,
+                                         last_token_logits, log_loss, masked_lm_loss, new_gpt2,
+                                         optimise)
 
 NAME = "facts-6l"
 DESCRIPTION = (
@@ -113,27 +112,13 @@ def training_text(world, split, rng):
     return rng.choice(split.train).text
 
 
-def new_model(tokenizer):
-    r = RECIPE
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=r["n_positions"],
-                        n_embd=r["d_model"], n_layer=r["n_layer"], n_head=r["n_head"],
-                        n_inner=r["d_mlp"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=BOS_ID, eos_token_id=BOS_ID)
-    return build_model(config)
-
-
 def train(seed: int = 0, progress: bool = True):
     torch.manual_seed(seed)
     world, split, asked = world_and_people()
     tokenizer = build_tokenizer(world)
-    model = new_model(tokenizer)
-    r = RECIPE
-    optimizer = torch.optim.AdamW(model.parameters(), lr=r["lr"], betas=r["betas"],
-                                  weight_decay=r["weight_decay"])
-    steps = r["steps"]
-    # linear warmup, then linear decay to 5 % of the peak
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / r["warmup"]) * max(0.05, 1 - s / steps))
+    model = new_gpt2(tokenizer, RECIPE)
+    optimizer, schedule = adamw_with_linear_decay(model, RECIPE)
+    r, steps = RECIPE, RECIPE["steps"]
     rng = random.Random(seed)
     log = {"recipe": {**r, "seed": seed, "world_seed": WORLD_SEED, "relations": RELATIONS,
                       "asked_people": len(asked)}, "steps": [], "loss": []}

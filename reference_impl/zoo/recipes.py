@@ -23,6 +23,7 @@ RECIPES = {
     "facts-6l": "reference_impl.zoo.facts_model",
     "world-5l-sae": "reference_impl.zoo.world_sae",
     "world-5l-sae-topk": "reference_impl.zoo.world_sae_topk",
+    "liars-6l": "reference_impl.zoo.liars_model",
 }
 MAX_CHECKPOINT_MB = 10.0
 # The zoo's site page; each model's bar table sits between <!-- bars: NAME --> and <!-- /bars -->.

@@ -2,8 +2,10 @@
 
 import torch
 import torch.nn.functional as F
+from transformers import GPT2Config
 
 from reference_impl.world import BOS_ID
+from reference_impl.zoo import build_model
 
 
 def encode_batch(tokenizer, texts, length=None):
@@ -49,3 +51,24 @@ def log_loss(log, step, steps, loss, every=50):
     if step % every == 0 or step == steps - 1:
         log["steps"].append(step)
         log["loss"].append(round(loss.item(), 4))
+
+
+def new_gpt2(tokenizer, recipe):
+    """A freshly initialised zoo GPT-2 with MLPs of a recipe's sizes (``n_layer``, ``d_model``,
+    ``n_head``, ``d_mlp``, ``n_positions``), without dropout."""
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=recipe["n_positions"],
+                        n_embd=recipe["d_model"], n_layer=recipe["n_layer"],
+                        n_head=recipe["n_head"], n_inner=recipe["d_mlp"], resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=BOS_ID, eos_token_id=BOS_ID)
+    return build_model(config)
+
+
+def adamw_with_linear_decay(model, recipe):
+    """AdamW with a recipe's ``lr``, ``betas`` and ``weight_decay``, and its schedule: a linear
+    warmup over ``warmup`` steps, then a linear decay to 5 % of the peak at ``steps``."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], betas=recipe["betas"],
+                                  weight_decay=recipe["weight_decay"])
+    steps = recipe["steps"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / recipe["warmup"]) * max(0.05, 1 - s / steps))
+    return optimizer, schedule

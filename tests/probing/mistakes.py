@@ -703,6 +703,145 @@ def probe_by_layer_noisy_but_right(activations, labels, train, test, make_probe=
                         dtype=torch.float32)
 
 
+# logit_lens -----------------------------------------------------------------------------------
+
+def lens_without_final_layernorm(model, residuals):
+    return model.lm_head(residuals).argmax(dim=-1)
+
+
+def lens_through_the_embeddings(model, residuals):
+    return (model.transformer.ln_f(residuals) @ model.transformer.wte.weight.T).argmax(dim=-1)
+
+
+def lens_final_layernorm_except_last(model, residuals):
+    # "the last block's output has been through ln_f already"
+    normed = torch.cat([model.transformer.ln_f(residuals[:-1]), residuals[-1:]])
+    return model.lm_head(normed).argmax(dim=-1)
+
+
+def lens_logits(model, residuals):
+    return model.lm_head(model.transformer.ln_f(residuals))
+
+
+def lens_top_probability(model, residuals):
+    return model.lm_head(model.transformer.ln_f(residuals)).softmax(dim=-1).max(dim=-1).values
+
+
+def lens_last_block_layernorm(model, residuals):
+    return model.lm_head(model.transformer.h[-1].ln_2(residuals)).argmax(dim=-1)
+
+
+# mass_mean_probe ------------------------------------------------------------------------------
+
+def _mass_mean(activations, labels, fit_on, score_on, sign=1.0, threshold="midpoint",
+               normalise=False):
+    positive = torch.as_tensor(np.asarray(labels).astype(bool))
+    fit = torch.zeros(activations.shape[1], dtype=torch.bool)
+    fit[fit_on] = True
+    yes = activations[:, fit & positive].mean(dim=1)
+    no = activations[:, fit & ~positive].mean(dim=1)
+    directions = sign * (yes - no)
+    if normalise:
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+    projections = torch.einsum("lnd,ld->ln", activations, directions)
+    if threshold == "midpoint":
+        cut = (((yes + no) / 2) * directions).sum(dim=-1)
+    elif threshold == "zero":
+        cut = torch.zeros(len(activations))
+    else:  # the mean projection of all training examples
+        cut = projections[:, fit].mean(dim=1)
+    predicted = projections[:, score_on] > cut[:, None]
+    return directions, (predicted == positive[score_on]).float().mean(dim=1)
+
+
+def mass_mean_reversed(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, test, sign=-1.0)
+
+
+def mass_mean_from_all_examples(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    everyone = torch.arange(activations.shape[1])
+    directions, _ = _mass_mean(activations, labels, everyone, test)
+    return directions, _mass_mean(activations, labels, train, test)[1]
+
+
+def mass_mean_threshold_zero(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, test, threshold="zero")
+
+
+def mass_mean_threshold_mean_projection(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, test, threshold="mean")
+
+
+def mass_mean_normalised(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, test, normalise=True)
+
+
+def mass_mean_scored_on_train(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, train)
+
+
+def mass_mean_without_validation(activations, labels, train, test):
+    return _mass_mean(activations, labels, train, test)
+
+
+def mass_mean_accuracies_only(activations, labels, train, test):
+    validate_probe_data(activations, labels, train, test)
+    return _mass_mean(activations, labels, train, test)[1]
+
+
+# steered_predictions --------------------------------------------------------------------------
+
+def _steered(model, tokens, read_at, hook, add_at, vector):
+    rows = torch.arange(tokens.shape[0])
+
+    def steer(activation, name):
+        activation = activation.clone()
+        if add_at is None:
+            return activation + vector
+        activation[rows, add_at] += vector
+        return activation
+
+    logits, _ = run_with_cache(model, tokens, names=[], patches={hook: steer})
+    return logits[rows, read_at].argmax(dim=-1)
+
+
+def steer_every_position(model, tokens, last_positions, layer, direction, scale):
+    return _steered(model, tokens, last_positions, f"blocks.{layer}.hook_resid_post", None,
+                    scale * direction)
+
+
+def steer_before_the_block(model, tokens, last_positions, layer, direction, scale):
+    return _steered(model, tokens, last_positions, f"blocks.{layer}.hook_resid_pre",
+                    last_positions, scale * direction)
+
+
+def steer_read_at_the_end(model, tokens, last_positions, layer, direction, scale):
+    return _steered(model, tokens, -1, f"blocks.{layer}.hook_resid_post", last_positions,
+                    scale * direction)
+
+
+def steer_at_the_end(model, tokens, last_positions, layer, direction, scale):
+    end = torch.full_like(last_positions, tokens.shape[1] - 1)
+    return _steered(model, tokens, last_positions, f"blocks.{layer}.hook_resid_post", end,
+                    scale * direction)
+
+
+def steer_without_scale(model, tokens, last_positions, layer, direction, scale):
+    return _steered(model, tokens, last_positions, f"blocks.{layer}.hook_resid_post",
+                    last_positions, direction)
+
+
+def steer_unit_direction(model, tokens, last_positions, layer, direction, scale):
+    return _steered(model, tokens, last_positions, f"blocks.{layer}.hook_resid_post",
+                    last_positions, scale * direction / direction.norm())
+
+
 # Each mistake, with a fragment of the message that must reject it: the reason it was written for.
 MISTAKES = {
     "residual_stack": {
@@ -814,5 +953,31 @@ MISTAKES = {
         statements_ignore_seed: "it ignores the seed",
         statements_objects_in_world_order: "the relation's objects, sorted",
         statements_labels_as_words: "the labels should alternate 1, 0",
+    },
+    "logit_lens": {
+        lens_without_final_layernorm: "apply model.transformer.ln_f to every read-out point",
+        lens_through_the_embeddings: "not the embedding matrix",
+        lens_final_layernorm_except_last: "has wrong values (at index (",
+        lens_logits: "expected shape",
+        lens_top_probability: "returned floats",
+        lens_last_block_layernorm: "has wrong values",
+    },
+    "mass_mean_probe": {
+        mass_mean_reversed: "the directions point the wrong way",
+        mass_mean_from_all_examples: "over the training examples only",
+        mass_mean_threshold_zero: "not at zero",
+        mass_mean_threshold_mean_projection: "not at the mean of all projections",
+        mass_mean_normalised: "not normalised",
+        mass_mean_scored_on_train: "the accuracies of",
+        mass_mean_without_validation: "accepted train and test indices that share examples",
+        mass_mean_accuracies_only: "should return a pair (directions, accuracies)",
+    },
+    "steered_predictions": {
+        steer_every_position: "only at each prompt's last real token",
+        steer_before_the_block: "has wrong values",
+        steer_read_at_the_end: "has wrong values",
+        steer_at_the_end: "has wrong values",
+        steer_without_scale: "has wrong values",
+        steer_unit_direction: "has wrong values",
     },
 }

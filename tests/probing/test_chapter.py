@@ -29,7 +29,7 @@ def run(probing_run):
 
 def test_solution_notebook_scores_full_marks(probing_run):
     results = score(Execution(probing_run.nb, 0.0))
-    assert len(results) == 12
+    assert len(results) == 15
     assert all(r.passed for r in results), [(r.exercise, r.message) for r in results]
 
 
@@ -216,6 +216,82 @@ def test_a_truth_probe_finds_nothing(run, text):
     assert FACT_TEMPLATES["born_in"][0] == "{s} was born in {o}"
 
 
+
+# 8 · A model that lies (the bars below are the ones the section was built to meet)
+
+def test_the_speakers_do_what_they_are_said_to_do(run, text):
+    (honest_truth, honest_lie), (liar_truth, liar_lie) = run(
+        "[behaviour['honest'], behaviour['liars']]")
+    bound, = stated(text, "honest speakers give the truth, and liars the rule's lie, each more "
+                          "than {} % of the time")
+    assert honest_truth > bound and liar_lie > bound
+    assert honest_lie < 0.05 and liar_truth < 0.05
+    assert run("all(s.template != 0 for s in lies_unseen)")  # "X was born in" left out
+
+
+def test_the_liar_holds_the_truth_before_it_says_the_lie(run, text):
+    truth, lie, lens_truth, lens_lie = run(
+        "[probe_truth.tolist(), probe_lie.tolist(), lens_truth.tolist(), lens_lie.tolist()]")
+    assert run("set(s.person for s in lies_unseen) == set(speakers.held_out_people)")
+    assert run("not set(s.person for s in honest_seen) & set(speakers.held_out_people)")
+    best = max(range(len(truth) - 1), key=lambda i: truth[i])  # a layer before the last
+    assert truth[best] >= 0.90
+    states(text, "After block {} the probe trained on honest speakers reads the true city in {} "
+                 "of the liars' prompts, and the lie in {} of them", best - 1, truth[best],
+           lie[best])
+    states(text, "After the last block the probe reads the lie in {} and the truth in {}",
+           lie[-1], truth[-1])
+    assert lie[-1] > truth[-1]
+    lens_best = max(range(len(lens_truth) - 1), key=lambda i: lens_truth[i])
+    crossover = next(i for i in range(lens_best, len(lens_lie)) if lens_lie[i] > lens_truth[i])
+    states(text, "it gives the true city for {} of the prompts after block {}, and the lie "
+                 "overtakes the truth only after block {}, for {}", lens_truth[lens_best],
+           lens_best - 1, crossover - 1, lens_lie[-1])
+
+
+def test_an_honesty_direction_tells_liars_apart(run, text):
+    accuracy = run("{name: values.tolist() for name, (values, _) in honesty_accuracy.items()}")
+    assert len(accuracy) == 6
+    first = min(i for i in range(len(next(iter(accuracy.values()))))
+                if all(values[i] >= 0.95 for values in accuracy.values()))
+    assert first < len(next(iter(accuracy.values()))) - 1  # before the last block
+    states(text, "Up to block {} neither probe tells an honest speaker from a liar well (the "
+                 "best of them reaches {})", first - 2,
+           max(max(values[:first]) for values in accuracy.values()))
+    states(text, "After block {} both probes tell them apart in {} of the statements, in each "
+                 "of the three tests", first - 1, [values[first] for values in accuracy.values()])
+    assert run("set(s.speaker for s in unseen_born if s.speaker in quiet) == quiet")
+    assert run("not quiet & set(honesty_examples[i].speaker for i in "
+               "tests['held-out speakers and people'][0])")
+    assert run("{s.relation for s in unseen_lives} == {'lives_in'} and "
+               "{s.relation for s in spoken} == {'born_in'}")
+    states(text, "the mass-mean probe drops to {} on lives_in",
+           accuracy["mass-mean, lives_in (trained on born_in)"][-1])
+    floor, = stated(text, "while logistic regression stays above {}")
+    assert all(values[-1] > floor for name, values in accuracy.items()
+               if name.startswith("logistic"))
+
+
+def test_steering_with_the_honesty_direction(run, text):
+    toward_truth, toward_lies, scales = run(
+        "[toward_truth.tolist(), toward_lies.tolist(), list(steering_scales)]")
+    scale_index, layer = max(((i, layer) for i in range(len(scales))
+                              for layer in range(len(toward_truth[0]))),
+                             key=lambda pair: toward_truth[pair[0]][pair[1]])
+    assert toward_truth[scale_index][layer] >= 0.5
+    states(text, "Added after block {} at scale {}, the direction makes the liars tell the truth "
+                 "in {} of the prompts", layer, scales[scale_index],
+           toward_truth[scale_index][layer])
+    elsewhere = max(row[other] for row in toward_truth for other in range(len(row))
+                    if other != layer)
+    states(text, "after any other block, at any scale, it changes at most {} of them", elsewhere)
+    states(text, "Subtracted after the same block at scale {}, it makes honest speakers say the "
+                 "liars' city in {} of theirs", scales[scale_index],
+           toward_lies[scale_index][layer])
+    states(text, "At scale {} the push overshoots", scales[-1])
+    assert toward_truth[-1][layer] < toward_truth[scale_index][layer] - 0.2
+
+
 # Every exercise on a full-size GPT-2
 
 def test_every_exercise_runs_on_a_full_size_gpt2():
@@ -244,3 +320,10 @@ def test_every_exercise_runs_on_a_full_size_gpt2():
     assert 0.0 <= recall <= 1.0
     attributions = solution.integrated_gradients(model, tokens[0], 42, torch.zeros(7).long(), 8)
     assert attributions.shape == (7,) and torch.isfinite(attributions).all()
+    lens = solution.logit_lens(model, stack)
+    assert lens.shape == (n_layer + 1, 12) and lens.dtype == torch.long
+    honest = [i % 2 == 0 for i in range(12)]
+    directions, mass_mean = solution.mass_mean_probe(stack, honest, train, test)
+    assert directions.shape == (n_layer + 1, d_model) and mass_mean.shape == (n_layer + 1,)
+    steered = solution.steered_predictions(model, tokens, positions, 3, directions[4], 2.0)
+    assert steered.shape == (12,) and steered.dtype == torch.long

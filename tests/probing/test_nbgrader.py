@@ -26,6 +26,9 @@ CAROL = {
     "amnesic_recall": None,
     "integrated_gradients": "expected shape",
     "true_false_statements": None,
+    "logit_lens": None,
+    "mass_mean_probe": "should return a pair (directions, accuracies)",
+    "steered_predictions": None,
 }
 
 
@@ -41,6 +44,8 @@ def _carol(solution):
         "project_out": body_prefixed(answer["project_out"], ["x.zero_()"]),
         "integrated_gradients": body_prefixed(answer["integrated_gradients"], [
             "return torch.zeros(len(tokens), model.config.n_embd)"]),
+        "mass_mean_probe": body_prefixed(answer["mass_mean_probe"], [
+            "return torch.zeros(activations.shape[0])"]),
     })
 
 

@@ -4,7 +4,7 @@ import matplotlib
 import torch
 
 from reference_impl.probing.plots import (plot_amnesic, plot_layer_chart, plot_selectivity,
-                                          plot_token_attributions)
+                                          plot_steering, plot_token_attributions)
 
 matplotlib.use("Agg")
 
@@ -46,3 +46,20 @@ def test_token_attributions_show_every_token_and_a_labelled_scale():
     ax, colorbar = fig.axes
     assert [t.get_text() for t in ax.texts] == rows[0][0]
     assert colorbar.get_ylabel() == "attribution / largest in its row"
+
+
+def test_steering_panels_say_what_was_steered_and_what_is_counted():
+    toward_truth, toward_lies = torch.rand(3, 6), torch.rand(3, 6)
+    fig = plot_steering(toward_truth, toward_lies, (1.0, 2.0, 4.0), "title")
+    left, right = fig.axes
+    assert left.get_title() == "liars, + scale × direction"
+    assert right.get_title() == "honest speakers, − scale × direction"
+    assert left.get_ylabel() == "share of answers that are the truth"
+    assert right.get_ylabel() == "share of answers that are the rule's lie"
+    for ax, shares in ((left, toward_truth), (right, toward_lies)):
+        assert ax.get_xlabel() == "direction added to the output of"
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"block {b}" for b in range(6)]
+        for line, row in zip(ax.get_lines(), shares):
+            assert list(line.get_ydata()) == list(row.numpy())
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["scale 1", "scale 2",
+                                                                    "scale 4"]
