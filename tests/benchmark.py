@@ -3,7 +3,8 @@
     python tests/benchmark.py [CHAPTER ...]
 
 Prints, per chapter: the plain nbclient execution time, the slowest cell, and the wall time of
-`mechinterp check CHAPTER --solutions` with its overhead over plain execution.
+`mechinterp check CHAPTER --solutions` with its overhead over plain execution; then the seconds
+each of its numbered sections ("## 3 · ...") took in the plain run.
 """
 
 import subprocess
@@ -34,14 +35,26 @@ def plain_run(path):
     client.execute(stderr=subprocess.DEVNULL)
     total = time.perf_counter() - start
     slowest = max(range(len(nb.cells)), key=lambda i: cell_seconds(nb.cells[i]))
-    return total, cell_seconds(nb.cells[slowest]), slowest
+    return total, cell_seconds(nb.cells[slowest]), slowest, section_seconds(nb)
+
+
+def section_seconds(nb):
+    """{section heading: seconds of its code cells}, for the markdown cells that open a "## "
+    section (cells before the first heading count as "setup")."""
+    sections, current = {}, "setup"
+    for cell in nb.cells:
+        heading = [line for line in cell.source.splitlines() if line.startswith("## ")]
+        if cell.cell_type == "markdown" and heading:
+            current = heading[0][3:]
+        sections[current] = sections.get(current, 0.0) + cell_seconds(cell)
+    return sections
 
 
 def main(names):
     chapters = [find_chapter(n) for n in names] if names else CHAPTERS
     print(f"{'chapter':<20} {'plain run':>10} {'slowest cell':>14} {'check':>8} {'overhead':>9}")
     for chapter in chapters:
-        total, slowest, index = plain_run(chapter.solution_notebook)
+        total, slowest, index, sections = plain_run(chapter.solution_notebook)
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "reference_impl.cli", "check",
                                  chapter.folder, "--solutions"], capture_output=True, text=True)
@@ -49,6 +62,8 @@ def main(names):
         score = result.stdout.strip().splitlines()[-1]
         print(f"{chapter.folder:<20} {total:>9.1f}s {slowest:>7.1f}s (#{index:<3}) "
               f"{checked:>7.1f}s {100 * (checked / total - 1):>8.0f}%   {score}")
+        for heading, seconds in sections.items():
+            print(f"    {seconds:6.1f}s  {heading}")
 
 
 if __name__ == "__main__":

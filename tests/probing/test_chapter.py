@@ -13,7 +13,7 @@ from reference_impl.course.execute import Execution, score
 from reference_impl.probing import data
 from reference_impl.probing import solutions as solution
 from reference_impl.world import FACT_TEMPLATES
-from reference_impl.zoo import build_model, load_model
+from reference_impl.zoo import build_model, liars_model, load_model
 from tests.claims import stated, states
 
 
@@ -218,6 +218,18 @@ def test_a_truth_probe_finds_nothing(run, text):
 
 
 # 8 · A model that lies (the bars below are the ones the section was built to meet)
+
+def test_the_text_describes_the_lying_model(run, text):
+    sizes = "[{c}.n_layer, {c}.n_head, {c}.n_embd, {c}.n_inner]"
+    assert run(sizes.format(c="liar_model.config")) == run(sizes.format(c="config"))  # same size
+    world = liars_model.cast().world
+    states(text, "{} speakers are honest and give the true city. {} are liars",
+           len(liars_model.cast().honest), len(liars_model.cast().liars))
+    states(text, "in a larger world: {} people, each born in one of {} cities",
+           len(world.people), len(world.cities))
+    states(text, "The {} *held-out* people among them", len(liars_model.cast().held_out_people))
+    assert run("len(world.people)") < len(world.people)
+
 
 def test_the_speakers_do_what_they_are_said_to_do(run, text):
     (honest_truth, honest_lie), (liar_truth, liar_lie) = run(
