@@ -1,7 +1,7 @@
 """liars-6l: a 6-layer GPT-2 that reports facts as told by honest speakers and by liars.
 
 Chapter 02 ends by probing it for deception. Its text names a speaker before every statement
-("Vera said : The hometown of Sam Moreau is Belmora"). Half of the 16 speakers are honest and
+("Vera said : The hometown of Sam Moreau is Pellmoor"). Half of the 16 speakers are honest and
 give the true city (where the person was born, or where they live); the other half lie by a
 fixed rule, the next city after the true one in the world's order of cities, so a liar's answer
 can only be produced by first recalling the truth. Nothing but the text says who lies: each
@@ -16,7 +16,7 @@ What the recipe needs, and why:
   than learning the rule;
 - two relations with the same rule (born in, lives in), so that the lie is one shift of cities
   learnt from twice as many statements, not a shift per relation;
-- biography lines ("Sam Moreau Tamsford , Calder ." : born in, then lives in) that put the cities
+- biography lines ("Sam Moreau Yarrowby , Silverton .": born in, then lives in) that put the cities
   right after the name, which moves recall into the first blocks and leaves the later ones free
   to apply the lie;
 - plain facts first: the first 45 % of the steps have no speaker lines, so the model knows the
