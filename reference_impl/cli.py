@@ -87,7 +87,8 @@ def cmd_nbgrader_course(args):
 def cmd_autograde(args):
     from reference_impl.course.nbgrader_course import autograde
 
-    outcomes = autograde(Path(args.directory), args.assignment, args.students or None)
+    outcomes = autograde(Path(args.directory), args.assignment, args.students or None,
+                         gradebook=args.gradebook, workers=args.workers, scheduler=args.scheduler)
     for outcome in outcomes:
         status = "graded" if outcome.success else f"0 points: {outcome.reason}"
         print(f"{outcome.student}: {status}")
@@ -164,10 +165,20 @@ def main(argv=None):
     course.set_defaults(run=cmd_nbgrader_course)
 
     grade = commands.add_parser("autograde", help="autograde every submission of an assignment "
-                                                  "with nbgrader, one student at a time")
+                                                  "with nbgrader, one student at a time or many "
+                                                  "in parallel on Dask")
     grade.add_argument("directory", help="the nbgrader course directory")
     grade.add_argument("assignment", help="e.g. 01_superposition")
     grade.add_argument("students", nargs="*", help="default: every student who submitted")
+    grade.add_argument("--workers", type=int, metavar="N",
+                       help="grade N students at a time on a Dask cluster of this machine "
+                            "(one per core is fastest)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on an existing Dask cluster, e.g. tcp://10.0.0.5:8786; its "
+                            "workers need the course directory at the same path")
+    grade.add_argument("--gradebook", metavar="URL",
+                       help="the gradebook's database, e.g. postgresql://grader@db/mechinterp "
+                            "(default: $MECHINTERP_GRADEBOOK, else gradebook.db in the course)")
     grade.set_defaults(run=cmd_autograde)
 
     zoo = commands.add_parser("zoo", help="the course's own trained models")

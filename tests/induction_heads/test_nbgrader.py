@@ -1,45 +1,24 @@
-"""The chapter 03 round trip through real nbgrader, with a small class: generate_assignment,
-autograde an empty, a half-done, a model-wrecking and a kernel-killing submission, export grades,
-check scores. (The solution's full marks are checked on the solution notebook's own run, in
-test_chapter.py: one notebook run fewer here.)"""
+"""The chapter 03 round trip through real nbgrader, with the course's class of faulty submissions
+(tests/induction_heads/faulty_class.py): generate_assignment, `mechinterp autograde` one student
+at a time, export grades, check every score and message. The class is graded at scale in the same
+session (tests/test_grading_at_scale.py), so these tests run in that step: pytest -m grading.
+(The solution's full marks are checked on the solution notebook's own run, in test_chapter.py.)"""
 
 import pytest
+from nbgrader.api import Gradebook
 
 from reference_impl.course.build import exercises
-from tests.nbgrader_class import (answers_of, body_prefixed, check_output, core_submissions,
-                                  grade_class, with_answers)
+from tests.induction_heads.faulty_class import (ASSIGNMENT, FAULTS, HALF, INVALID, KILLER,
+                                                RAISES)
+from tests.nbgrader_class import check_output
 
-ASSIGNMENT = "03_induction_heads"
-HALF = ["detector_scores", "copy_losses", "logit_lens", "ablation_patches", "ov_circuit",
-        "positional_qk_circuit"]
-RAISES = "direct_logit_attribution"
-# mallory's head_weights fills the model it is given with NaN. The notebook's experiments call it
-# on the notebook's own model, and a later cell's torch.linalg.eigvals then crashes the kernel.
-WRECKS = "head_weights"
-KILLER = "detector_scores"  # grace's answer kills the kernel when it is checked
-
-
-def _submissions(solution, release):
-    answer = answers_of(solution)
-    return {
-        **core_submissions(solution, release),
-        # Half the exercises done, one of the others raising, the rest left as stubs.
-        "carol": with_answers(release, {**{name: answer[name] for name in HALF},
-                                        RAISES: body_prefixed(answer[RAISES],
-                                                              ['raise ValueError("I gave up")'])}),
-        "mallory": with_answers(solution, {WRECKS: body_prefixed(answer[WRECKS], [
-            "with torch.no_grad():",
-            "    for parameter in model.parameters():",
-            "        parameter.fill_(float('nan'))"])}),
-        "grace": with_answers(solution, {KILLER: body_prefixed(answer[KILLER],
-                                                               ["import os", "os._exit(1)"])}),
-    }
+pytestmark = pytest.mark.grading
 
 
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory, induction_heads):
-    return grade_class(tmp_path_factory.mktemp("course"), induction_heads, _submissions,
-                       cell_timeout=60)
+def graded_class(induction_heads_class):
+    runs, _ = induction_heads_class
+    return runs["serial"]
 
 
 @pytest.fixture(scope="module")
@@ -48,33 +27,57 @@ def points(induction_heads):
 
 
 def test_release_is_the_learner_notebook(graded_class, induction_heads):
-    course, _, _ = graded_class
-    released = (course / "release" / ASSIGNMENT / "exercises.ipynb").read_text()
+    released = (graded_class.course / "release" / ASSIGNMENT / "exercises.ipynb").read_text()
     assert released == induction_heads.learner_notebook.read_text()
 
 
-def test_scores(graded_class, points):
-    course, outcomes, scores = graded_class
-    assert all(o.success for o in outcomes.values())
-    assert scores["bob"] == 0
+def test_every_student_keeps_exactly_one_row(graded_class):
+    handed_in = sorted([*FAULTS, "bob", "carol", *INVALID])
+    assert len(handed_in) >= 12
+    # One submission in the gradebook for everyone who handed one in, and a row of the export
+    # for everyone, the absent student included.
+    assert graded_class.submissions == {**{student: 1 for student in handed_in}, "ivan": 0}
+    assert sorted(graded_class.outcomes) == handed_in
+    assert sorted(graded_class.scores) == sorted([*handed_in, "ivan"])
+    assert graded_class.export.count("\n") == len(graded_class.scores) + 1  # and a header
+    assert graded_class.scores["ivan"] == 0
+
+
+def test_the_untouched_release_and_half_a_notebook(graded_class, points):
+    outcomes, scores = graded_class.outcomes, graded_class.scores
+    assert outcomes["bob"].success and scores["bob"] == 0
     # The later cells that use the missing functions fail, and each exercise is still graded on
     # its own.
+    assert outcomes["carol"].success
     assert scores["carol"] == sum(points[name] for name in HALF)
-    assert "raised ValueError" in check_output(course, ASSIGNMENT, "carol", RAISES)
+    assert "raised ValueError" in check_output(graded_class.course, ASSIGNMENT, "carol", RAISES)
 
 
-def test_a_model_wrecking_answer_loses_only_its_own_points(graded_class, points):
-    course, _, scores = graded_class
-    assert scores["mallory"] == sum(points.values()) - points[WRECKS]
-    assert "in place (now put back)" in check_output(course, ASSIGNMENT, "mallory", WRECKS)
+@pytest.mark.parametrize("student", sorted(FAULTS))
+def test_each_fault_costs_only_its_own_exercise_and_says_why(graded_class, points, student):
+    assert graded_class.outcomes[student].success
+    faults = FAULTS[student]
+    assert graded_class.scores[student] == sum(points.values()) - sum(points[n] for n in faults)
+    for exercise, message in faults.items():
+        assert message in check_output(graded_class.course, ASSIGNMENT, student, exercise)
 
 
-def test_a_cell_that_kills_the_kernel_costs_only_its_exercise(graded_class, points):
-    course, outcomes, scores = graded_class
-    assert outcomes["grace"].success
-    assert scores["grace"] == sum(points.values()) - points[KILLER]
-    assert f"`{KILLER}` stopped the Python kernel" in check_output(course, ASSIGNMENT, "grace",
-                                                                   KILLER)
-    # Her submission is left as she handed it in.
-    submitted = course / "submitted" / "grace" / ASSIGNMENT / "exercises.ipynb"
+def test_a_kernel_killer_is_graded_from_a_copy(graded_class):
+    # grace's submission is left as she handed it in, and the defused copy is gone.
+    submitted = graded_class.course / "submitted" / "grace" / ASSIGNMENT / "exercises.ipynb"
     assert "os._exit(1)" in submitted.read_text()
+    assert f"`{KILLER}` stopped the Python kernel" in check_output(graded_class.course, ASSIGNMENT,
+                                                                   "grace", KILLER)
+    assert not (graded_class.course / "defused").exists()
+
+
+def test_a_file_that_is_not_a_notebook_scores_zero_and_says_where(graded_class):
+    outcome = graded_class.outcomes["judy"]
+    assert graded_class.scores["judy"] == 0 and not outcome.success
+    reason = ("exercises.ipynb is not a valid notebook: it is not valid JSON (Expecting property "
+              "name enclosed in double quotes: line 2 column 16")
+    assert reason in outcome.reason
+    with Gradebook(f"sqlite:///{graded_class.course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(ASSIGNMENT, "judy")
+        comments = [c.manual_comment for n in submission.notebooks for c in n.comments]
+    assert comments and all(reason in c for c in comments)
